@@ -1,1 +1,5 @@
-//! (being written)
+//! dragnet's local sandbox: a GitHub API emulator, Debian's `docker-registry` in open, basic and
+//! token modes, test images carrying real package databases, and a Trivy vulnerability DB built
+//! with the real BoltDB library. Used by the tests and the local demo, never by the product.
+
+pub mod token;
