@@ -15,6 +15,16 @@ pub struct Inventory {
     pub registry: String,
     /// The matching packages, sorted by name.
     pub packages: Vec<Package>,
+    /// Packages whose versions could not be listed, with the reason.
+    #[serde(default)]
+    pub failures: Vec<PackageFailure>,
+}
+
+/// A package discovery could name but not list.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct PackageFailure {
+    pub package: String,
+    pub cause: String,
 }
 
 /// One container package.

@@ -112,7 +112,17 @@ pub struct Resolution {
 /// refs list them all. Targets are ordered largest first so that the slowest scans start early.
 pub fn build(inventory: &Inventory, resolutions: Vec<Resolution>) -> Plan {
     let mut targets: BTreeMap<String, ScanTarget> = BTreeMap::new();
-    let mut unresolved = Vec::new();
+    // A package whose versions could not be listed is reported like an unresolvable version.
+    let mut unresolved: Vec<ResolveFailure> = inventory
+        .failures
+        .iter()
+        .map(|f| ResolveFailure {
+            package: f.package.clone(),
+            version_digest: String::new(),
+            tags: Vec::new(),
+            cause: f.cause.clone(),
+        })
+        .collect();
 
     for resolution in resolutions {
         let manifests = match resolution.manifests {
@@ -189,6 +199,7 @@ mod tests {
             owner: "Acme".into(),
             registry: "ghcr.io".into(),
             packages: vec![package("a"), package("b")],
+            failures: vec![],
         }
     }
 

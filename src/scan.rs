@@ -60,3 +60,4 @@ pub enum Outcome {
         cause: String,
     },
 }
+

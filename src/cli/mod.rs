@@ -1,0 +1,374 @@
+//! The command line: argument definitions, logging, and the mapping from outcomes to exit codes.
+//!
+//! Each subcommand lives in its own module and returns an [`Exit`]; errors that stop a command
+//! are printed here with their cause chain. Data goes to stdout, the story of the run to stderr.
+
+mod discover;
+mod upload;
+
+use std::path::PathBuf;
+use std::time::Duration;
+
+use clap::{Args, Parser, Subcommand};
+
+use crate::exit::Exit;
+use crate::finding::Severity;
+use crate::github::discover::OwnerKind;
+use crate::plan::Platform;
+use crate::secret::Secret;
+
+/// Scan every published version of an owner's container images with Trivy and report the
+/// findings to GitHub code scanning.
+#[derive(Debug, Parser)]
+#[command(name = "dragnet", version, about, max_term_width = 100)]
+pub struct Cli {
+    #[command(subcommand)]
+    command: Command,
+
+    /// More log output (-v: debug, -vv: trace). RUST_LOG overrides.
+    #[arg(short, long, global = true, action = clap::ArgAction::Count)]
+    verbose: u8,
+
+    /// Only warnings and errors on stderr.
+    #[arg(short, long, global = true, conflicts_with = "verbose")]
+    quiet: bool,
+}
+
+#[derive(Debug, Subcommand)]
+enum Command {
+    /// List the owner's container packages and their tagged versions.
+    Discover(DiscoverArgs),
+    /// Discover, resolve, scan every unique image with Trivy, and write SARIF and a summary.
+    Scan(Box<ScanArgs>),
+    /// Upload SARIF files to GitHub code scanning and wait until GitHub has processed them.
+    Upload(UploadArgs),
+}
+
+/// How to reach GitHub.
+#[derive(Debug, Args)]
+struct GitHubArgs {
+    /// The GitHub REST API URL.
+    #[arg(long, env = "GITHUB_API_URL", default_value = "https://api.github.com")]
+    api_url: String,
+
+    /// The GitHub token. Listing an organization's packages needs a classic token with
+    /// read:packages; uploading needs security-events: write.
+    #[arg(long, env = "GITHUB_TOKEN", hide_env_values = true, value_parser = parse_secret)]
+    token: Option<Secret>,
+}
+
+/// What to discover.
+#[derive(Debug, Args)]
+struct SelectArgs {
+    /// The organization or user that owns the packages.
+    #[arg(long)]
+    owner: String,
+
+    /// Whether the owner is an organization or a user; asked of GitHub when not given.
+    #[arg(long, value_enum)]
+    owner_type: Option<OwnerKind>,
+
+    /// Keep packages whose name matches this glob (repeatable); `*` does not cross `/`.
+    #[arg(long = "pattern", value_name = "GLOB")]
+    patterns: Vec<String>,
+
+    /// Read this package by exact name instead of listing the owner's packages (repeatable);
+    /// needed with the Actions GITHUB_TOKEN, which cannot list an organization's packages.
+    #[arg(long = "package", value_name = "NAME")]
+    packages: Vec<String>,
+
+    /// Also keep versions that have no tag.
+    #[arg(long)]
+    include_untagged: bool,
+
+    /// The container registry the packages live in; loopback addresses are spoken to over
+    /// plain HTTP.
+    #[arg(long, env = "DRAGNET_REGISTRY", default_value = "ghcr.io")]
+    registry: String,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+enum Format {
+    Table,
+    Json,
+}
+
+#[derive(Debug, Args)]
+struct DiscoverArgs {
+    #[command(flatten)]
+    github: GitHubArgs,
+    #[command(flatten)]
+    select: SelectArgs,
+
+    /// Output format.
+    #[arg(long, value_enum, default_value_t = Format::Table)]
+    format: Format,
+}
+
+#[derive(Debug, Args)]
+struct ScanArgs {
+    #[command(flatten)]
+    github: GitHubArgs,
+    #[command(flatten)]
+    select: SelectArgs,
+
+    /// Scan only this platform of multi-platform images (repeatable), as os/arch[/variant].
+    #[arg(long = "platform", value_name = "OS/ARCH", value_parser = parse_platform)]
+    platforms: Vec<Platform>,
+
+    /// The registry username; ghcr.io accepts any name with a token as the password.
+    #[arg(long, env = "DRAGNET_REGISTRY_USERNAME", default_value = "dragnet")]
+    registry_username: String,
+
+    /// The registry password; defaults to the GitHub token.
+    #[arg(long, env = "DRAGNET_REGISTRY_PASSWORD", hide_env_values = true, value_parser = parse_secret)]
+    registry_password: Option<Secret>,
+
+    /// The trivy executable.
+    #[arg(long, env = "DRAGNET_TRIVY", default_value = "trivy")]
+    trivy: PathBuf,
+
+    /// How many images to scan at once; defaults to the number of cores.
+    #[arg(long)]
+    concurrency: Option<usize>,
+
+    /// The longest one image's scan may take before Trivy is stopped (e.g. 90s, 10m).
+    #[arg(long, default_value = "10m", value_parser = parse_duration)]
+    scan_timeout: Duration,
+
+    /// The severities to report, comma-separated.
+    #[arg(long, default_value = "CRITICAL,HIGH", value_delimiter = ',')]
+    severity: Vec<Severity>,
+
+    /// Leave out vulnerabilities that have no fixed version.
+    #[arg(long)]
+    ignore_unfixed: bool,
+
+    /// Where dragnet and Trivy keep their caches (the vulnerability DB, image layers); safe to
+    /// delete at any time.
+    #[arg(long, env = "DRAGNET_CACHE_DIR")]
+    cache_dir: Option<PathBuf>,
+
+    /// Where Trivy downloads its vulnerability DB from (repeatable, tried in order).
+    #[arg(long = "db-repository", value_name = "REPOSITORY")]
+    db_repositories: Vec<String>,
+
+    /// Where results.json, summary.md and the SARIF files are written.
+    #[arg(long, default_value = "dragnet-results")]
+    output_dir: PathBuf,
+
+    /// Exit with code 4 when a finding at or above this severity is found.
+    #[arg(long, value_name = "SEVERITY")]
+    fail_on: Option<Severity>,
+
+    /// Upload the SARIF to code scanning after the scan.
+    #[arg(long)]
+    upload: bool,
+
+    #[command(flatten)]
+    target: TargetArgs,
+}
+
+/// Where uploads go.
+#[derive(Debug, Args)]
+struct TargetArgs {
+    /// The repository whose Security tab receives the findings (OWNER/REPO).
+    #[arg(long, env = "GITHUB_REPOSITORY")]
+    repository: Option<String>,
+
+    /// The commit the analysis is attached to.
+    #[arg(long, env = "GITHUB_SHA")]
+    sha: Option<String>,
+
+    /// The ref the analysis is attached to (refs/heads/main).
+    #[arg(long = "ref", env = "GITHUB_REF")]
+    git_ref: Option<String>,
+
+    /// How often to ask GitHub whether an upload has been processed.
+    #[arg(long, default_value = "5s", value_parser = parse_duration, hide = true)]
+    poll_interval: Duration,
+
+    /// How many times to ask before giving up on an upload's processing.
+    #[arg(long, default_value_t = 60, hide = true)]
+    max_polls: usize,
+}
+
+#[derive(Debug, Args)]
+struct UploadArgs {
+    #[command(flatten)]
+    github: GitHubArgs,
+    #[command(flatten)]
+    target: TargetArgs,
+
+    /// SARIF files, or directories whose *.sarif files are uploaded.
+    #[arg(required = true, value_name = "PATH")]
+    paths: Vec<PathBuf>,
+}
+
+fn parse_secret(value: &str) -> Result<Secret, String> {
+    if value.is_empty() {
+        return Err("the value is empty".into());
+    }
+    Ok(Secret::new(value))
+}
+
+fn parse_duration(value: &str) -> Result<Duration, String> {
+    let duration = humantime::parse_duration(value)
+        .map_err(|e| format!("{e}; write a duration such as 90s, 10m or 1h"))?;
+    if duration.is_zero() {
+        return Err("the duration must be longer than zero".into());
+    }
+    Ok(duration)
+}
+
+fn parse_platform(value: &str) -> Result<Platform, String> {
+    let parts: Vec<&str> = value.split('/').collect();
+    let valid = |s: &str| !s.is_empty() && s.chars().all(|c| c.is_ascii_alphanumeric() || c == '_');
+    match parts.as_slice() {
+        [os, arch] if valid(os) && valid(arch) => Ok(Platform {
+            os: os.to_string(),
+            architecture: arch.to_string(),
+            variant: None,
+        }),
+        [os, arch, variant] if valid(os) && valid(arch) && valid(variant) => Ok(Platform {
+            os: os.to_string(),
+            architecture: arch.to_string(),
+            variant: Some(variant.to_string()),
+        }),
+        _ => Err("expected OS/ARCH or OS/ARCH/VARIANT, such as linux/amd64".into()),
+    }
+}
+
+/// Runs dragnet with the process's arguments and returns the exit code.
+pub fn main() -> i32 {
+    let cli = match Cli::try_parse() {
+        Ok(cli) => cli,
+        Err(error) => {
+            let _ = error.print();
+            return if error.use_stderr() { Exit::Usage.code() } else { Exit::Success.code() };
+        }
+    };
+    init_logging(cli.verbose, cli.quiet);
+
+    let runtime = match tokio::runtime::Builder::new_multi_thread().enable_all().build() {
+        Ok(runtime) => runtime,
+        Err(error) => {
+            eprintln!("error: could not start the async runtime: {error}");
+            return Exit::Error.code();
+        }
+    };
+    let outcome = runtime.block_on(async {
+        match cli.command {
+            Command::Discover(args) => discover::run(args).await,
+            Command::Scan(_args) => Err(Failure::usage(anyhow::anyhow!("scan: not wired yet"))),
+            Command::Upload(args) => upload::run(args).await,
+        }
+    });
+    match outcome {
+        Ok(exit) => exit.code(),
+        Err(failure) => {
+            eprintln!("error: {}", failure.error);
+            for cause in failure.error.chain().skip(1) {
+                eprintln!("  caused by: {cause}");
+            }
+            failure.exit.code()
+        }
+    }
+}
+
+/// An error that ends a command, with the exit code it maps to.
+struct Failure {
+    error: anyhow::Error,
+    exit: Exit,
+}
+
+impl Failure {
+    fn usage(error: impl Into<anyhow::Error>) -> Failure {
+        Failure { error: error.into(), exit: Exit::Usage }
+    }
+}
+
+impl<E: Into<anyhow::Error>> From<E> for Failure {
+    fn from(error: E) -> Self {
+        Failure { error: error.into(), exit: Exit::Error }
+    }
+}
+
+fn init_logging(verbose: u8, quiet: bool) {
+    use tracing_subscriber::EnvFilter;
+
+    let default = match (quiet, verbose) {
+        (true, _) => "warn",
+        (false, 0) => "warn,dragnet=info",
+        (false, 1) => "warn,dragnet=debug",
+        (false, _) => "info,dragnet=trace",
+    };
+    let filter = EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new(default));
+    let _ = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr)
+        .with_target(false)
+        .without_time()
+        .try_init();
+}
+
+impl GitHubArgs {
+    fn client(&self, http: &crate::http::HttpClient) -> Result<crate::github::GitHubClient, Failure> {
+        crate::github::GitHubClient::new(&self.api_url, self.token.clone(), http.clone())
+            .map_err(Failure::usage)
+    }
+}
+
+impl SelectArgs {
+    fn options(&self, concurrency: usize) -> crate::github::discover::DiscoverOptions {
+        crate::github::discover::DiscoverOptions {
+            owner: self.owner.clone(),
+            owner_kind: self.owner_type,
+            patterns: self.patterns.clone(),
+            packages: self.packages.clone(),
+            include_untagged: self.include_untagged,
+            registry: self.registry.clone(),
+            concurrency,
+        }
+    }
+}
+
+impl TargetArgs {
+    fn upload_target(
+        &self,
+    ) -> Result<crate::github::code_scanning::UploadTarget, Failure> {
+        let missing = |what: &str, flag: &str, var: &str| {
+            Failure::usage(anyhow::anyhow!(
+                "uploading needs the {what}: pass {flag} or set {var} (GitHub Actions sets it)"
+            ))
+        };
+        let repository =
+            self.repository.as_deref().ok_or_else(|| missing("repository", "--repository", "GITHUB_REPOSITORY"))?;
+        let sha = self.sha.as_deref().ok_or_else(|| missing("commit", "--sha", "GITHUB_SHA"))?;
+        let git_ref = self.git_ref.as_deref().ok_or_else(|| missing("ref", "--ref", "GITHUB_REF"))?;
+        crate::github::code_scanning::UploadTarget::new(repository, sha, git_ref)
+            .map_err(Failure::usage)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_command_line_is_consistent() {
+        use clap::CommandFactory;
+        Cli::command().debug_assert();
+    }
+
+    #[test]
+    fn parses_platforms_and_durations() {
+        assert_eq!(parse_platform("linux/arm64").unwrap().to_string(), "linux/arm64");
+        assert_eq!(parse_platform("linux/arm/v7").unwrap().variant.as_deref(), Some("v7"));
+        assert!(parse_platform("linux").is_err());
+        assert!(parse_platform("linux/../x").is_err());
+        assert_eq!(parse_duration("90s").unwrap(), Duration::from_secs(90));
+        assert!(parse_duration("0s").is_err());
+        assert!(parse_duration("soon").unwrap_err().contains("such as 90s"));
+    }
+}
