@@ -150,3 +150,22 @@ fn write_env_file(path: &Path, lines: &[(&str, String)]) -> anyhow::Result<()> {
         .with_context(|| format!("writing {}", temp.display()))?;
     std::fs::rename(&temp, path).with_context(|| format!("renaming into {}", path.display()))
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn env_file_quotes_values_for_the_shell_and_is_private() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("sandbox.env");
+        let lines = [("PLAIN", "a b$c".to_owned()), ("QUOTED", "it's".to_owned())];
+        write_env_file(&path, &lines).unwrap();
+
+        let text = std::fs::read_to_string(&path).unwrap();
+        assert_eq!(text, "export PLAIN='a b$c'\nexport QUOTED='it'\\''s'\n");
+        let mode = std::os::unix::fs::PermissionsExt::mode(&path.metadata().unwrap().permissions());
+        assert_eq!(mode & 0o777, 0o600);
+        assert!(!path.with_extension("env.tmp").exists());
+    }
+}

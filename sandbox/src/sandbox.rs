@@ -167,7 +167,7 @@ impl Sandbox {
             RegistryModeChoice::Token => {
                 let issuer = Arc::new(TokenIssuer::new(TOKEN_ISSUER, TOKEN_SERVICE)?);
                 emulator.set_registry_tokens(issuer.clone());
-                let realm = format!("{}/token", emulator.url());
+                let realm = token_realm(&emulator.url());
                 (
                     RegistryMode::token(&realm, &issuer),
                     PushAuth::Issuer(issuer),
@@ -183,9 +183,20 @@ impl Sandbox {
             .context("starting the Trivy DB registry")?;
         tracing::debug!(elapsed = ?started.elapsed(), "registries up");
 
-        // The Trivy DB, built once and cached across sandboxes, builds while images are pushed.
-        let cache = cache_dir();
-        let db_build = tokio::task::spawn_blocking(move || fixture::build_trivy_db(&cache));
+        // The Trivy DB, built once and cached across sandboxes, is pushed while images are.
+        let db_url = db_registry.url();
+        let db_push = tokio::spawn(async move {
+            let cache = cache_dir();
+            let db = tokio::task::spawn_blocking(move || fixture::build_trivy_db(&cache))
+                .await
+                .context("the Trivy DB build panicked")?
+                .context("building the Trivy DB")?;
+            let artifact = oci::trivy_db_artifact(db.layer_tar_gz)?;
+            RegistryClient::new(&db_url, PushAuth::Anonymous)?
+                .push_image(DB_REPOSITORY, &artifact, &[DB_TAG.to_owned()])
+                .await
+                .context("pushing the Trivy DB")
+        });
 
         // Images, one task per package (each is its own repository, so they never race), then
         // the emulator's view of them with the digests the registry holds. The registry's
@@ -213,15 +224,7 @@ impl Sandbox {
         }
         tracing::debug!(elapsed = ?started.elapsed(), versions = pushed.len(), "images pushed");
 
-        let db = db_build
-            .await
-            .context("the Trivy DB build panicked")?
-            .context("building the Trivy DB")?;
-        let artifact = oci::trivy_db_artifact(db.layer_tar_gz)?;
-        RegistryClient::new(&db_registry.url(), PushAuth::Anonymous)?
-            .push_image(DB_REPOSITORY, &artifact, &[DB_TAG.to_owned()])
-            .await
-            .context("pushing the Trivy DB")?;
+        db_push.await.context("the Trivy DB push panicked")??;
         tracing::debug!(elapsed = ?started.elapsed(), "sandbox ready");
 
         Ok(Sandbox {
@@ -410,6 +413,17 @@ fn register_package(
     }
 }
 
+/// The emulator's `/token` as the registry's realm, named `localhost` rather than 127.0.0.1:
+/// go-containerregistry (inside Trivy) refuses a realm whose host is a loopback or private IP
+/// literal unless it equals the registry's own host:port, but lets a host name through.
+fn token_realm(emulator_url: &str) -> String {
+    let host_port = emulator_url.trim_start_matches("http://");
+    let port = host_port
+        .rsplit_once(':')
+        .map_or(host_port, |(_, port)| port);
+    format!("http://localhost:{port}/token")
+}
+
 /// Builds the OCI image for a fixture image spec.
 fn image_from_spec(spec: &ImageSpec) -> anyhow::Result<Image> {
     let layers = spec
@@ -467,4 +481,25 @@ fn random_token(prefix: &str) -> String {
         .map(|_| ALPHABET[rand::random_range(0..ALPHABET.len())] as char)
         .collect();
     format!("{prefix}{suffix}")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn realm_names_the_emulator_by_host_name() {
+        assert_eq!(
+            token_realm("http://127.0.0.1:4321"),
+            "http://localhost:4321/token"
+        );
+    }
+
+    #[test]
+    fn random_tokens_look_like_github_tokens() {
+        let token = random_token("ghp_");
+        assert_eq!(token.len(), 40);
+        assert!(token.starts_with("ghp_"));
+        assert_ne!(token, random_token("ghp_"));
+    }
 }

@@ -292,7 +292,7 @@ async fn token_sandbox_serves_every_pushed_version_with_emulator_tokens() {
         format!(
             "Bearer realm=\"{}/token\",service=\"dragnet-sandbox\",\
              scope=\"repository:{}:pull\"",
-            sandbox.api_url(),
+            sandbox.api_url().replace("127.0.0.1", "localhost"),
             version.repository
         )
     );
@@ -362,13 +362,14 @@ async fn open_sandbox_serves_anyone() {
 }
 
 #[tokio::test]
-async fn trivy_downloads_the_sandbox_db() {
-    let sandbox = Sandbox::start_temporary(RegistryModeChoice::Open)
+async fn trivy_downloads_the_db_and_pulls_through_the_token_realm() {
+    let sandbox = Sandbox::start_temporary(RegistryModeChoice::Token)
         .await
         .unwrap();
     let cache = tempfile::tempdir().unwrap();
     let trivy = std::env::var_os("DRAGNET_TRIVY").unwrap_or_else(|| "trivy".into());
 
+    // The DB, from the open DB registry.
     let output = tokio::process::Command::new(&trivy)
         .args(["image", "--download-db-only", "--quiet", "--db-repository"])
         .arg(sandbox.db_repository())
@@ -386,11 +387,109 @@ async fn trivy_downloads_the_sandbox_db() {
     let metadata = std::fs::read_to_string(cache.path().join("db/metadata.json")).unwrap();
     let metadata: serde_json::Value = serde_json::from_str(&metadata).unwrap();
     assert_eq!(metadata["Version"], 2);
-
-    // Trivy fetched it from the DB registry: its access log shows the layer served.
     let log = std::fs::read_to_string(sandbox.db_registry.access_log_path()).unwrap();
     assert!(
         log.contains("GET /v2/aquasecurity/trivy-db/blobs/sha256:"),
         "{log}"
     );
+
+    // An image from the token registry: Trivy follows the challenge to the emulator's /token
+    // with the PAT as password, as it would against ghcr.io.
+    let version = sandbox
+        .pushed()
+        .iter()
+        .find(|version| version.missing_blob.is_none() && version.platforms.len() == 1)
+        .expect("the fixture has a single-platform image");
+    let (user, password) = sandbox.registry_credentials().unwrap();
+    let image = format!(
+        "{}/{}@{}",
+        sandbox.registry_host(),
+        version.repository,
+        version.digest
+    );
+    let output = tokio::process::Command::new(&trivy)
+        .args([
+            "image",
+            "--quiet",
+            "--skip-db-update",
+            "--skip-java-db-update",
+        ])
+        .args([
+            "--scanners",
+            "vuln",
+            "--image-src",
+            "remote",
+            "--format",
+            "json",
+        ])
+        .arg("--cache-dir")
+        .arg(cache.path())
+        .arg(&image)
+        .env("TRIVY_USERNAME", user)
+        .env("TRIVY_PASSWORD", password)
+        .output()
+        .await
+        .unwrap();
+    assert!(
+        output.status.success(),
+        "{}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+    let report: serde_json::Value = serde_json::from_slice(&output.stdout).unwrap();
+    assert_eq!(report["ArtifactName"], image.as_str());
+    let requests = sandbox.emulator.requests();
+    assert!(
+        requests
+            .iter()
+            .any(|request| request.path == "/token" && request.status == 200)
+    );
+}
+
+#[test]
+fn sandbox_binary_writes_its_env_file_and_stops_on_sigterm() {
+    let dir = tempfile::tempdir().unwrap();
+    let env_file = dir.path().join("sandbox.env");
+    let mut child = std::process::Command::new(env!("CARGO_BIN_EXE_dragnet-sandbox"))
+        .args(["up", "--registry-mode", "open", "--dir"])
+        .arg(dir.path())
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .unwrap();
+
+    // The file appears only once everything is ready; poll for it, bounded.
+    let mut tries = 0;
+    while !env_file.exists() {
+        tries += 1;
+        assert!(tries < 600, "sandbox.env never appeared");
+        assert!(
+            child.try_wait().unwrap().is_none(),
+            "dragnet-sandbox exited early"
+        );
+        std::thread::sleep(std::time::Duration::from_millis(50));
+    }
+    let text = std::fs::read_to_string(&env_file).unwrap();
+    for name in [
+        "DRAGNET_SANDBOX_API_URL",
+        "GITHUB_API_URL",
+        "GITHUB_TOKEN",
+        "DRAGNET_SANDBOX_REGISTRY",
+        "DRAGNET_SANDBOX_DB_REPOSITORY",
+        "DRAGNET_SANDBOX_OWNER",
+        "GITHUB_REPOSITORY",
+        "GITHUB_SHA",
+        "GITHUB_REF",
+    ] {
+        assert!(
+            text.contains(&format!("export {name}='")),
+            "{name} missing from {text}"
+        );
+    }
+    assert!(text.contains("export GITHUB_REPOSITORY='bfx-org/pipelines'"));
+    assert!(text.contains("export DRAGNET_SANDBOX_OWNER='bfx-org'"));
+
+    // SIGTERM stops it cleanly and takes the env file away.
+    let pid = libc::pid_t::try_from(child.id()).unwrap();
+    assert_eq!(unsafe { libc::kill(pid, libc::SIGTERM) }, 0);
+    assert!(child.wait().unwrap().success());
+    assert!(!env_file.exists());
 }

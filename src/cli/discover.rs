@@ -24,7 +24,7 @@ struct Row<'a> {
 pub(super) async fn run(args: DiscoverArgs) -> Result<Exit, Failure> {
     let http = HttpClient::new(16)?;
     let github = args.github.client(&http)?;
-    let inventory = discover(&github, &args.select.options(8)).await?;
+    let inventory = discover(&github, &args.select.options(8)?).await?;
 
     let rows: Vec<Row> = rows(&inventory);
     let mut out = std::io::stdout().lock();

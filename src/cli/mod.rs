@@ -320,8 +320,13 @@ impl GitHubArgs {
 }
 
 impl SelectArgs {
-    fn options(&self, concurrency: usize) -> crate::github::discover::DiscoverOptions {
-        crate::github::discover::DiscoverOptions {
+    /// The discovery options, with the patterns checked first so a bad glob is a usage error.
+    fn options(
+        &self,
+        concurrency: usize,
+    ) -> Result<crate::github::discover::DiscoverOptions, Failure> {
+        crate::github::discover::compile_patterns(&self.patterns).map_err(Failure::usage)?;
+        Ok(crate::github::discover::DiscoverOptions {
             owner: self.owner.clone(),
             owner_kind: self.owner_type,
             patterns: self.patterns.clone(),
@@ -329,7 +334,7 @@ impl SelectArgs {
             include_untagged: self.include_untagged,
             registry: self.registry.clone(),
             concurrency,
-        }
+        })
     }
 }
 

@@ -59,11 +59,13 @@ pub async fn fetch_token(
     repository: &str,
     credentials: Option<&Credentials>,
 ) -> Result<Secret, RegistryError> {
-    let realm = challenge.param("realm").unwrap_or_default();
     let unusable = |detail: String| RegistryError::Challenge {
         what: format!("authenticating to {repository}"),
         detail,
     };
+    let realm = challenge.param("realm").ok_or_else(|| {
+        unusable("the Bearer challenge names no realm to get a token from".into())
+    })?;
     let mut url = Url::parse(realm).map_err(|e| {
         unusable(format!(
             "its realm `{}` is not a URL ({e})",

@@ -427,8 +427,8 @@ async fn a_refused_token_reports_the_registry_error_and_a_hint_without_secrets()
         error,
         format!(
             "fetching manifest {} of acme/products/x: the registry answered 401 Unauthorized \
-             (UNAUTHORIZED: authentication required); the token needs `read:packages` and \
-             access to this package",
+             (UNAUTHORIZED: authentication required); the token was refused, or it lacks \
+             `read:packages` or access to this package",
             image.manifest.digest
         )
     );

@@ -470,7 +470,7 @@ impl Hints<'_> {
     fn for_status(&self, status: StatusCode) -> Option<&str> {
         match status {
             StatusCode::UNAUTHORIZED | StatusCode::FORBIDDEN if self.signed_in => {
-                Some("the token needs `read:packages` and access to this package")
+                Some("the token was refused, or it lacks `read:packages` or access to this package")
             }
             StatusCode::UNAUTHORIZED | StatusCode::FORBIDDEN => {
                 Some("the package may be private: give dragnet a token with `read:packages`")

@@ -82,7 +82,10 @@ fn image_report(target: &ScanTarget, result: Option<&ScanResult>) -> ImageReport
     let mut refs: Vec<TargetRef> = target
         .refs
         .iter()
-        .map(|r| TargetRef { tags: sorted(&r.tags), ..r.clone() })
+        .map(|r| TargetRef {
+            tags: sorted(&r.tags),
+            ..r.clone()
+        })
         .collect();
     refs.sort_by(|a, b| (&a.package, &a.version_digest).cmp(&(&b.package, &b.version_digest)));
     refs.dedup();
@@ -94,7 +97,12 @@ fn image_report(target: &ScanTarget, result: Option<&ScanResult>) -> ImageReport
         Some(Outcome::Failed { cause }) => {
             (ImageStatus::Failed, None, Vec::new(), Some(cause.clone()))
         }
-        None => (ImageStatus::Failed, None, Vec::new(), Some(NO_RESULT_CAUSE.to_string())),
+        None => (
+            ImageStatus::Failed,
+            None,
+            Vec::new(),
+            Some(NO_RESULT_CAUSE.to_string()),
+        ),
     };
     ImageReport {
         digest: target.digest.clone(),
@@ -126,7 +134,11 @@ pub(crate) fn finding_key(finding: &Finding) -> (&str, &str, &str, &str) {
 /// severe rating, so that an image never counts one vulnerability of one package twice.
 fn normalise(findings: &[Finding]) -> Vec<Finding> {
     let mut findings = findings.to_vec();
-    findings.sort_by(|a, b| finding_key(a).cmp(&finding_key(b)).then(b.severity.cmp(&a.severity)));
+    findings.sort_by(|a, b| {
+        finding_key(a)
+            .cmp(&finding_key(b))
+            .then(b.severity.cmp(&a.severity))
+    });
     findings.dedup_by(|later, earlier| finding_key(later) == finding_key(earlier));
     findings
 }
@@ -237,7 +249,9 @@ fn package_report(
         }
     }
 
-    let unresolved = versions.iter().any(|v| v.status == VersionStatus::Unresolved);
+    let unresolved = versions
+        .iter()
+        .any(|v| v.status == VersionStatus::Unresolved);
     let unresolved = unresolved || !parts.causes.is_empty();
     let status = match (scanned.is_empty(), failed.is_empty() && !unresolved) {
         _ if versions.is_empty() && parts.causes.is_empty() => PackageStatus::Empty,
@@ -279,7 +293,10 @@ fn version_report(
         .collect();
     images.sort_by(|a, b| (&a.platform, &a.digest).cmp(&(&b.platform, &b.digest)));
 
-    let scanned = images.iter().filter(|i| i.status == ImageStatus::Scanned).count();
+    let scanned = images
+        .iter()
+        .filter(|i| i.status == ImageStatus::Scanned)
+        .count();
     let status = match scanned {
         _ if images.is_empty() => VersionStatus::Unresolved,
         0 => VersionStatus::Failed,
@@ -309,34 +326,46 @@ fn failures(plan: &Plan, images: &[ImageReport]) -> Vec<Failure> {
     unresolved.sort_by(|a, b| resolve_order(a).cmp(&resolve_order(b)));
     unresolved.dedup();
 
-    let mut scans: Vec<&ImageReport> =
-        images.iter().filter(|i| i.status == ImageStatus::Failed).collect();
+    let mut scans: Vec<&ImageReport> = images
+        .iter()
+        .filter(|i| i.status == ImageStatus::Failed)
+        .collect();
     scans.sort_by(|a, b| {
         let first = |i: &ImageReport| i.refs.first().map(|r| r.package.clone());
         (first(a), &a.digest).cmp(&(first(b), &b.digest))
     });
-    unresolved.extend(scans.into_iter().map(|image| Failure::Scan {
-        digest: image.digest.clone(),
-        image: image.image.clone(),
-        platform: image.platform.clone(),
-        refs: image.refs.clone(),
-        cause: image.cause.clone().unwrap_or_else(|| NO_RESULT_CAUSE.to_string()),
+    unresolved.extend(scans.into_iter().map(|image| {
+        Failure::Scan {
+            digest: image.digest.clone(),
+            image: image.image.clone(),
+            platform: image.platform.clone(),
+            refs: image.refs.clone(),
+            cause: image
+                .cause
+                .clone()
+                .unwrap_or_else(|| NO_RESULT_CAUSE.to_string()),
+        }
     }));
     unresolved
 }
 
 fn resolve_order(failure: &Failure) -> (&str, Option<&String>, &str) {
     match failure {
-        Failure::Resolve { package, version_digest, tags, .. } => {
-            (package, tags.first(), version_digest)
-        }
+        Failure::Resolve {
+            package,
+            version_digest,
+            tags,
+            ..
+        } => (package, tags.first(), version_digest),
         Failure::Scan { digest, .. } => ("", None, digest),
     }
 }
 
 fn totals(packages: &[PackageReport], images: &[ImageReport]) -> Totals {
-    let scanned: Vec<&ImageReport> =
-        images.iter().filter(|i| i.status == ImageStatus::Scanned).collect();
+    let scanned: Vec<&ImageReport> = images
+        .iter()
+        .filter(|i| i.status == ImageStatus::Scanned)
+        .collect();
     let mut findings = SeverityCounts::default();
     for image in &scanned {
         findings.add(&image.counts);
@@ -352,12 +381,20 @@ fn totals(packages: &[PackageReport], images: &[ImageReport]) -> Totals {
         versions: versions.clone().count(),
         tags: packages
             .iter()
-            .map(|p| p.versions.iter().flat_map(|v| &v.tags).collect::<BTreeSet<_>>().len())
+            .map(|p| {
+                p.versions
+                    .iter()
+                    .flat_map(|v| &v.tags)
+                    .collect::<BTreeSet<_>>()
+                    .len()
+            })
             .sum(),
         images: images.len(),
         images_scanned: scanned.len(),
         images_failed: images.len() - scanned.len(),
-        versions_unresolved: versions.filter(|v| v.status == VersionStatus::Unresolved).count(),
+        versions_unresolved: versions
+            .filter(|v| v.status == VersionStatus::Unresolved)
+            .count(),
         findings,
         fixable: scanned.iter().map(|i| i.fixable).sum(),
         vulnerabilities: vulnerabilities.len(),

@@ -13,7 +13,11 @@ pub fn digest(byte: u8) -> String {
 }
 
 pub fn linux(architecture: &str) -> Option<Platform> {
-    Some(Platform { os: "linux".into(), architecture: architecture.into(), variant: None })
+    Some(Platform {
+        os: "linux".into(),
+        architecture: architecture.into(),
+        variant: None,
+    })
 }
 
 /// A finding with the fields the outputs use; the rest left empty.
@@ -66,7 +70,10 @@ pub fn scanned(digest: &str, findings: Vec<Finding>) -> ScanResult {
         digest: digest.into(),
         image: String::new(),
         duration_ms: 12_345,
-        outcome: Outcome::Scanned { os: Some("debian 12.5".into()), findings },
+        outcome: Outcome::Scanned {
+            os: Some("debian 12.5".into()),
+            findings,
+        },
     }
 }
 
@@ -75,12 +82,17 @@ pub fn failed(digest: &str, cause: &str) -> ScanResult {
         digest: digest.into(),
         image: String::new(),
         duration_ms: 800,
-        outcome: Outcome::Failed { cause: cause.into() },
+        outcome: Outcome::Failed {
+            cause: cause.into(),
+        },
     }
 }
 
 pub fn package(name: &str) -> PlannedPackage {
-    PlannedPackage { name: name.into(), repository: Some(format!("acme/{name}")) }
+    PlannedPackage {
+        name: name.into(),
+        repository: Some(format!("acme/{name}")),
+    }
 }
 
 /// The org:
@@ -94,7 +106,9 @@ pub fn plan() -> Plan {
     Plan {
         owner: "Acme".into(),
         registry: "ghcr.io".into(),
-        packages: ["app", "broken", "clean", "tools/cli"].map(package).to_vec(),
+        packages: ["app", "broken", "clean", "tools/cli"]
+            .map(package)
+            .to_vec(),
         targets: vec![
             target(
                 &digest(0x01),
@@ -104,10 +118,26 @@ pub fn plan() -> Plan {
                     reference("tools/cli", &digest(0x01), &["shared"]),
                 ],
             ),
-            target(&digest(0x02), linux("arm64"), vec![reference("app", &index, &["latest", "1.0"])]),
-            target(&digest(0x03), linux("amd64"), vec![reference("app", &digest(0x03), &[])]),
-            target(&digest(0x04), linux("amd64"), vec![reference("broken", &digest(0x04), &["v1"])]),
-            target(&digest(0x05), None, vec![reference("clean", &digest(0x05), &["stable"])]),
+            target(
+                &digest(0x02),
+                linux("arm64"),
+                vec![reference("app", &index, &["latest", "1.0"])],
+            ),
+            target(
+                &digest(0x03),
+                linux("amd64"),
+                vec![reference("app", &digest(0x03), &[])],
+            ),
+            target(
+                &digest(0x04),
+                linux("amd64"),
+                vec![reference("broken", &digest(0x04), &["v1"])],
+            ),
+            target(
+                &digest(0x05),
+                None,
+                vec![reference("clean", &digest(0x05), &["stable"])],
+            ),
         ],
         unresolved: vec![ResolveFailure {
             package: "broken".into(),
@@ -122,17 +152,27 @@ pub fn plan() -> Plan {
 /// on amd64; django MEDIUM (a language package) on amd64; curl LOW on arm64; an UNKNOWN one on
 /// the untagged image.
 pub fn run() -> ScanRun {
-    let libssl = fixed(finding("CVE-2024-0001", "libssl3", "3.0.11-1", Severity::Critical), "3.0.11-2");
-    let mut django = fixed(finding("GHSA-aaaa-bbbb-cccc", "django", "4.2.0", Severity::Medium), "4.2.7");
+    let libssl = fixed(
+        finding("CVE-2024-0001", "libssl3", "3.0.11-1", Severity::Critical),
+        "3.0.11-2",
+    );
+    let mut django = fixed(
+        finding("GHSA-aaaa-bbbb-cccc", "django", "4.2.0", Severity::Medium),
+        "4.2.7",
+    );
     django.class = "lang-pkgs".into();
     django.package_type = "python-pkg".into();
-    django.package_path = Some("usr/lib/python3/site-packages/Django-4.2.0.dist-info/METADATA".into());
+    django.package_path =
+        Some("usr/lib/python3/site-packages/Django-4.2.0.dist-info/METADATA".into());
     ScanRun {
         started_at: "2024-05-01T06:00:00Z".into(),
         duration_ms: 125_000,
         trivy_version: "0.76.0".into(),
         db_updated_at: Some("2024-05-01T00:00:00Z".into()),
-        options: ScanOptions { severities: Severity::ALL.to_vec(), ignore_unfixed: false },
+        options: ScanOptions {
+            severities: Severity::ALL.to_vec(),
+            ignore_unfixed: false,
+        },
         results: vec![
             scanned(
                 &digest(0x01),
@@ -144,9 +184,15 @@ pub fn run() -> ScanRun {
             ),
             scanned(
                 &digest(0x02),
-                vec![libssl, finding("CVE-2024-0003", "curl", "7.88.1", Severity::Low)],
+                vec![
+                    libssl,
+                    finding("CVE-2024-0003", "curl", "7.88.1", Severity::Low),
+                ],
             ),
-            scanned(&digest(0x03), vec![finding("CVE-2024-0004", "tar", "1.34", Severity::Unknown)]),
+            scanned(
+                &digest(0x03),
+                vec![finding("CVE-2024-0004", "tar", "1.34", Severity::Unknown)],
+            ),
             failed(&digest(0x04), "pulling image: blob unknown to registry"),
             scanned(&digest(0x05), vec![]),
         ],

@@ -73,9 +73,13 @@ fn is_invisible_format(c: char) -> bool {
 pub(crate) fn short_digest(digest: &str) -> Option<&str> {
     let (algorithm, hex) = digest.split_once(':')?;
     let well_formed = !algorithm.is_empty()
-        && algorithm.chars().all(|c| c.is_ascii_alphanumeric() || "+._-".contains(c))
+        && algorithm
+            .chars()
+            .all(|c| c.is_ascii_alphanumeric() || "+._-".contains(c))
         && hex.len() >= 12
-        && hex.chars().all(|c| c.is_ascii_hexdigit() && !c.is_ascii_uppercase());
+        && hex
+            .chars()
+            .all(|c| c.is_ascii_hexdigit() && !c.is_ascii_uppercase());
     well_formed.then(|| &hex[..12])
 }
 
@@ -98,13 +102,19 @@ mod tests {
     fn every_pipe_and_backtick_is_escaped() {
         let escaped = escape_inline("a\\|b``c***d[e](f)~~g$h$", 200);
         // Every special character is preceded by exactly one added backslash.
-        assert_eq!(escaped, "a\\\\\\|b\\`\\`c\\*\\*\\*d\\[e\\](f)\\~\\~g\\$h\\$");
+        assert_eq!(
+            escaped,
+            "a\\\\\\|b\\`\\`c\\*\\*\\*d\\[e\\](f)\\~\\~g\\$h\\$"
+        );
     }
 
     #[test]
     fn collapses_whitespace_and_drops_invisible_characters() {
         assert_eq!(escape_inline("  a\r\n\tb  ", 50), "a b");
-        assert_eq!(escape_inline("lat\u{202E}est\u{0007}\u{200B}", 50), "latest");
+        assert_eq!(
+            escape_inline("lat\u{202E}est\u{0007}\u{200B}", 50),
+            "latest"
+        );
         assert_eq!(escape_inline("", 50), "");
     }
 
@@ -114,7 +124,11 @@ mod tests {
         let escaped = escape_inline(&long, 40);
         assert_eq!(escaped.chars().count(), 41);
         assert!(escaped.ends_with('…'));
-        assert_eq!(escape_inline(&"é".repeat(5), 5), "ééééé", "counts characters, not bytes");
+        assert_eq!(
+            escape_inline(&"é".repeat(5), 5),
+            "ééééé",
+            "counts characters, not bytes"
+        );
     }
 
     #[test]

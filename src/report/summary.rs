@@ -62,7 +62,11 @@ fn headline(report: &Report) -> String {
             out,
             " ({}, {})",
             plural(totals.images_failed, "image", "images"),
-            plural(totals.versions_unresolved, "unresolved version", "unresolved versions")
+            plural(
+                totals.versions_unresolved,
+                "unresolved version",
+                "unresolved versions"
+            )
         );
     }
     let _ = write!(
@@ -118,11 +122,19 @@ fn package_section(package: &PackageReport) -> String {
         package.fixable
     );
     if let Some(repository) = &package.repository {
-        let _ = write!(out, " · repository {}", escape_inline(repository, NAME_CHARS));
+        let _ = write!(
+            out,
+            " · repository {}",
+            escape_inline(repository, NAME_CHARS)
+        );
     }
     out.push_str("\n\n");
     if let Some(cause) = &package.cause {
-        let _ = write!(out, "Its versions could not be listed: {}\n\n", escape_inline(cause, CAUSE_CHARS));
+        let _ = write!(
+            out,
+            "Its versions could not be listed: {}\n\n",
+            escape_inline(cause, CAUSE_CHARS)
+        );
     }
     if package.versions.is_empty() {
         return out;
@@ -147,7 +159,12 @@ fn package_section(package: &PackageReport) -> String {
         let platform = row.platform.as_ref().map_or("—".to_string(), |p| {
             escape_inline(&p.to_string(), NAME_CHARS)
         });
-        let _ = writeln!(out, "| {tag} | {} | {platform} | {} |", digest_cell(&row.digest), row.cells);
+        let _ = writeln!(
+            out,
+            "| {tag} | {} | {platform} | {} |",
+            digest_cell(&row.digest),
+            row.cells
+        );
     }
     if rows.len() > MAX_ROWS_PER_PACKAGE {
         let _ = writeln!(
@@ -237,21 +254,37 @@ fn failures_section(report: &Report) -> String {
     }
     for failure in report.failures.iter().take(MAX_FAILURES) {
         let line = match failure {
-            Failure::Resolve { package, version_digest, cause, .. } if version_digest.is_empty() => {
+            Failure::Resolve {
+                package,
+                version_digest,
+                cause,
+                ..
+            } if version_digest.is_empty() => {
                 format!(
                     "- ❌ listing the versions of **{}**: {}",
                     escape_inline(package, NAME_CHARS),
                     escape_inline(cause, CAUSE_CHARS)
                 )
             }
-            Failure::Resolve { package, version_digest, tags, cause } => format!(
+            Failure::Resolve {
+                package,
+                version_digest,
+                tags,
+                cause,
+            } => format!(
                 "- ❌ resolving **{}** version {} ({}): {}",
                 escape_inline(package, NAME_CHARS),
                 digest_cell(version_digest),
                 tag_list(tags),
                 escape_inline(cause, CAUSE_CHARS)
             ),
-            Failure::Scan { digest, platform, refs, cause, .. } => format!(
+            Failure::Scan {
+                digest,
+                platform,
+                refs,
+                cause,
+                ..
+            } => format!(
                 "- ❌ scanning {}{} of {}: {}",
                 digest_cell(digest),
                 platform.as_ref().map_or(String::new(), |p| {
@@ -268,7 +301,11 @@ fn failures_section(report: &Report) -> String {
         let _ = writeln!(
             out,
             "- … {}: see `results.json`.",
-            plural(report.failures.len() - MAX_FAILURES, "more failure", "more failures")
+            plural(
+                report.failures.len() - MAX_FAILURES,
+                "more failure",
+                "more failures"
+            )
         );
     }
     out.push('\n');
@@ -278,13 +315,24 @@ fn failures_section(report: &Report) -> String {
 fn footer(report: &Report) -> String {
     let run = &report.run;
     let severities: Vec<&str> = run.options.severities.iter().map(|s| s.as_str()).collect();
-    let db = run.db_updated_at.as_deref().map_or("unknown".to_string(), |d| escape_inline(d, 64));
+    let db = run
+        .db_updated_at
+        .as_deref()
+        .map_or("unknown".to_string(), |d| escape_inline(d, 64));
     format!(
         "---\n\nTrivy {} · vulnerability DB updated {db} · severities {} · {} · started {} · \
          scanning took {}\n",
         escape_inline(&run.trivy_version, 64),
-        if severities.is_empty() { "all".to_string() } else { severities.join(", ") },
-        if run.options.ignore_unfixed { "unfixed ignored" } else { "unfixed included" },
+        if severities.is_empty() {
+            "all".to_string()
+        } else {
+            severities.join(", ")
+        },
+        if run.options.ignore_unfixed {
+            "unfixed ignored"
+        } else {
+            "unfixed included"
+        },
         escape_inline(&run.started_at, 64),
         duration(Some(run.duration_ms)),
     )
@@ -302,25 +350,44 @@ fn tag_list(tags: &[String]) -> String {
     if tags.is_empty() {
         return "untagged".to_string();
     }
-    let mut named: Vec<String> =
-        tags.iter().take(MAX_TAGS_NAMED).map(|t| escape_inline(t, NAME_CHARS)).collect();
+    let mut named: Vec<String> = tags
+        .iter()
+        .take(MAX_TAGS_NAMED)
+        .map(|t| escape_inline(t, NAME_CHARS))
+        .collect();
     if tags.len() > MAX_TAGS_NAMED {
         named.push(format!("and {} more", tags.len() - MAX_TAGS_NAMED));
     }
-    format!("{} {}", if tags.len() == 1 { "tag" } else { "tags" }, named.join(", "))
+    format!(
+        "{} {}",
+        if tags.len() == 1 { "tag" } else { "tags" },
+        named.join(", ")
+    )
 }
 
 fn ref_list(refs: &[TargetRef]) -> String {
     let named: Vec<String> = refs
         .iter()
-        .map(|r| format!("**{}** ({})", escape_inline(&r.package, NAME_CHARS), tag_list(&r.tags)))
+        .map(|r| {
+            format!(
+                "**{}** ({})",
+                escape_inline(&r.package, NAME_CHARS),
+                tag_list(&r.tags)
+            )
+        })
         .collect();
-    if named.is_empty() { "no package".to_string() } else { named.join(", ") }
+    if named.is_empty() {
+        "no package".to_string()
+    } else {
+        named.join(", ")
+    }
 }
 
 /// A duration for people: `850 ms`, `12.3 s`, `2 min 05 s`, `1 h 02 min`; `—` when unknown.
 fn duration(ms: Option<u64>) -> String {
-    let Some(ms) = ms else { return "—".to_string() };
+    let Some(ms) = ms else {
+        return "—".to_string();
+    };
     let seconds = ms / 1000;
     match ms {
         0..1_000 => format!("{ms} ms"),

@@ -10,7 +10,11 @@ fn report() -> Report {
 }
 
 fn package<'a>(report: &'a Report, name: &str) -> &'a PackageReport {
-    report.packages.iter().find(|p| p.name == name).expect("package in report")
+    report
+        .packages
+        .iter()
+        .find(|p| p.name == name)
+        .expect("package in report")
 }
 
 #[test]
@@ -21,8 +25,11 @@ fn fans_an_index_out_to_each_tag_and_platform() {
     let tagged = &app.versions[0];
     assert_eq!(tagged.digest, digest(0x10));
     assert_eq!(tagged.tags, ["1.0", "latest"], "tags sorted by name");
-    let platforms: Vec<String> =
-        tagged.images.iter().map(|i| i.platform.as_ref().unwrap().to_string()).collect();
+    let platforms: Vec<String> = tagged
+        .images
+        .iter()
+        .map(|i| i.platform.as_ref().unwrap().to_string())
+        .collect();
     assert_eq!(platforms, ["linux/amd64", "linux/arm64"]);
     assert_eq!(tagged.images[0].counts.critical, 1);
     assert_eq!(tagged.images[0].counts.high, 1);
@@ -61,7 +68,10 @@ fn totals_count_packages_versions_tags_and_images() {
     assert_eq!(totals.versions, 6);
     // 1.0, latest, shared, v1, old, stable.
     assert_eq!(totals.tags, 6);
-    assert_eq!((totals.images, totals.images_scanned, totals.images_failed), (5, 4, 1));
+    assert_eq!(
+        (totals.images, totals.images_scanned, totals.images_failed),
+        (5, 4, 1)
+    );
     assert_eq!(totals.versions_unresolved, 1);
 }
 
@@ -69,10 +79,14 @@ fn totals_count_packages_versions_tags_and_images() {
 fn lists_failures_with_their_causes_and_marks_packages() {
     let report = report();
     assert_eq!(report.failures.len(), 2);
-    assert!(matches!(&report.failures[0], Failure::Resolve { package, tags, cause, .. }
-        if package == "broken" && tags == &["old"] && cause.starts_with("manifest unknown")));
-    assert!(matches!(&report.failures[1], Failure::Scan { digest: d, refs, cause, .. }
-        if *d == digest(0x04) && refs[0].package == "broken" && cause.contains("blob unknown")));
+    assert!(
+        matches!(&report.failures[0], Failure::Resolve { package, tags, cause, .. }
+        if package == "broken" && tags == &["old"] && cause.starts_with("manifest unknown"))
+    );
+    assert!(
+        matches!(&report.failures[1], Failure::Scan { digest: d, refs, cause, .. }
+        if *d == digest(0x04) && refs[0].package == "broken" && cause.contains("blob unknown"))
+    );
 
     assert_eq!(package(&report, "broken").status, PackageStatus::Failed);
     assert_eq!(package(&report, "app").status, PackageStatus::Scanned);
@@ -83,7 +97,11 @@ fn lists_failures_with_their_causes_and_marks_packages() {
 #[test]
 fn marks_a_package_partial_when_some_images_failed() {
     let mut plan = fixtures::plan();
-    plan.targets.push(target(&digest(0x07), None, vec![reference("clean", &digest(0x07), &["next"])]));
+    plan.targets.push(target(
+        &digest(0x07),
+        None,
+        vec![reference("clean", &digest(0x07), &["next"])],
+    ));
     let mut run = fixtures::run();
     run.results.push(failed(&digest(0x07), "timeout"));
     let report = Report::build(&plan, &run);
@@ -107,10 +125,17 @@ fn a_target_without_a_result_counts_as_failed_with_a_cause() {
 fn a_successful_scan_wins_over_a_failed_one_for_the_same_digest() {
     let mut run = fixtures::run();
     run.results.push(failed(&digest(0x01), "retry failed"));
-    run.results.insert(0, failed(&digest(0x05), "first try failed"));
+    run.results
+        .insert(0, failed(&digest(0x05), "first try failed"));
     let report = Report::build(&fixtures::plan(), &run);
-    assert_eq!(report.image(&digest(0x01)).unwrap().status, ImageStatus::Scanned);
-    assert_eq!(report.image(&digest(0x05)).unwrap().status, ImageStatus::Scanned);
+    assert_eq!(
+        report.image(&digest(0x01)).unwrap().status,
+        ImageStatus::Scanned
+    );
+    assert_eq!(
+        report.image(&digest(0x05)).unwrap().status,
+        ImageStatus::Scanned
+    );
 }
 
 #[test]
@@ -169,7 +194,11 @@ fn builds_the_same_report_whatever_order_the_data_arrived_in() {
 #[test]
 fn results_json_has_a_schema_version_and_reads_back() {
     let json = results_json(&report());
-    assert!(json.starts_with("{\n  \"schema_version\": 1,"), "{}", &json[..80]);
+    assert!(
+        json.starts_with("{\n  \"schema_version\": 1,"),
+        "{}",
+        &json[..80]
+    );
     let back: Report = serde_json::from_str(&json).unwrap();
     assert_eq!(back, report());
 
@@ -225,18 +254,31 @@ fn hostile_names_tags_and_causes_cannot_break_the_table_or_inject_html() {
     plan.targets.push(target(
         &digest(0x08),
         linux("amd64"),
-        vec![reference(hostile_name, "not-a-digest`|", &[hostile_tag, &"y".repeat(5000)])],
+        vec![reference(
+            hostile_name,
+            "not-a-digest`|",
+            &[hostile_tag, &"y".repeat(5000)],
+        )],
     ));
     let mut run = fixtures::run();
-    run.results.push(failed(&digest(0x08), "bad\n\n## Heading\n<b>bold</b> | cell"));
+    run.results.push(failed(
+        &digest(0x08),
+        "bad\n\n## Heading\n<b>bold</b> | cell",
+    ));
     let summary = summary_markdown(&Report::build(&plan, &run));
 
     assert!(!summary.contains('<'), "no raw HTML survives:\n{summary}");
-    assert!(!summary.contains("\n## Heading"), "a cause cannot start a heading");
+    assert!(
+        !summary.contains("\n## Heading"),
+        "a cause cannot start a heading"
+    );
     assert!(!summary.contains(&"y".repeat(200)), "long tags are cut");
     for line in summary.lines().filter(|l| l.starts_with('|')) {
         let separators = cell_separators(line);
-        assert!(separators == 9 || separators == 3, "{separators} cells in {line:?}");
+        assert!(
+            separators == 9 || separators == 3,
+            "{separators} cells in {line:?}"
+        );
     }
     assert!(summary.contains("x\\|&lt;img src=x onerror=alert(1)&gt;\\`code\\` \\| injected"));
 }
@@ -251,7 +293,11 @@ fn summary_stays_within_github_step_summary_limit() {
         let tags: Vec<String> = (0..30).map(|t| format!("tag-{t}")).collect();
         let tags: Vec<&str> = tags.iter().map(String::as_str).collect();
         plan.packages.push(fixtures::package(&name));
-        plan.targets.push(target(&image, linux("amd64"), vec![reference(&name, &image, &tags)]));
+        plan.targets.push(target(
+            &image,
+            linux("amd64"),
+            vec![reference(&name, &image, &tags)],
+        ));
         run.results.push(scanned(&image, vec![]));
     }
     let summary = summary_markdown(&Report::build(&plan, &run));

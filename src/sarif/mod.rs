@@ -6,13 +6,13 @@
 //! no run at all, since an empty run would close its open alerts (see [`build`]).
 
 mod model;
-#[cfg(test)]
-mod tests;
 mod text;
 
 #[cfg(test)]
 #[path = "../../tests/support/sarif_validate.rs"]
 mod sarif_validate;
+#[cfg(test)]
+mod tests;
 
 use std::collections::{BTreeMap, BTreeSet};
 
@@ -93,7 +93,13 @@ pub fn artifact_uri(package: &str) -> String {
         .filter(|s| !s.is_empty() && *s != "." && *s != "..")
         .map(|s| {
             s.chars()
-                .map(|c| if c.is_ascii_alphanumeric() || "._-".contains(c) { c } else { '_' })
+                .map(|c| {
+                    if c.is_ascii_alphanumeric() || "._-".contains(c) {
+                        c
+                    } else {
+                        '_'
+                    }
+                })
                 .collect()
         })
         .collect();
@@ -167,7 +173,9 @@ pub fn build(report: &Report, options: &SarifOptions) -> Vec<SarifLog> {
     let runs: Vec<(String, Run)> = report
         .packages
         .iter()
-        .filter_map(|package| package_run(report, package, options).map(|r| (category(&package.name), r)))
+        .filter_map(|package| {
+            package_run(report, package, options).map(|r| (category(&package.name), r))
+        })
         .collect();
 
     // Cut into files, starting a new one when full or when a category would repeat.
@@ -241,7 +249,11 @@ fn package_run(report: &Report, package: &PackageReport, options: &SarifOptions)
     // Which tags lead to each scanned image of this package (not of other packages sharing it).
     let mut labels: BTreeMap<&str, Labels> = BTreeMap::new();
     for version in &package.versions {
-        for image in version.images.iter().filter(|i| i.status == ImageStatus::Scanned) {
+        for image in version
+            .images
+            .iter()
+            .filter(|i| i.status == ImageStatus::Scanned)
+        {
             let entry = labels.entry(image.digest.as_str()).or_default();
             if version.tags.is_empty() {
                 entry.untagged.insert(version.digest.as_str());
@@ -254,7 +266,9 @@ fn package_run(report: &Report, package: &PackageReport, options: &SarifOptions)
     // Fold every image's findings into one hit per vulnerable installed package.
     let mut hits: BTreeMap<(&str, &str, &str, &str), Hit> = BTreeMap::new();
     for digest in &digests {
-        let Some(image) = report.image(digest) else { continue };
+        let Some(image) = report.image(digest) else {
+            continue;
+        };
         for finding in &image.findings {
             let key = crate::report::finding_key(finding);
             let hit = hits.entry(key).or_insert_with(|| Hit {
@@ -275,23 +289,37 @@ fn package_run(report: &Report, package: &PackageReport, options: &SarifOptions)
     // One rule per vulnerability id, in id order; results follow the same order.
     let mut by_rule: BTreeMap<&str, Vec<&Hit>> = BTreeMap::new();
     for hit in &hits {
-        by_rule.entry(hit.finding.vulnerability_id.as_str()).or_default().push(hit);
+        by_rule
+            .entry(hit.finding.vulnerability_id.as_str())
+            .or_default()
+            .push(hit);
     }
-    let context = text::Context { image: &package.image, labels: &labels };
+    let context = text::Context {
+        image: &package.image,
+        labels: &labels,
+    };
     let mut rules = Vec::with_capacity(by_rule.len());
     let mut results = Vec::with_capacity(hits.len());
     for (index, (id, rule_hits)) in by_rule.iter().enumerate() {
-        let severity = rule_hits.iter().map(|h| h.severity).max().unwrap_or(Severity::Unknown);
+        let severity = rule_hits
+            .iter()
+            .map(|h| h.severity)
+            .max()
+            .unwrap_or(Severity::Unknown);
         rules.push(rule(id, severity, rule_hits, &context));
         for hit in rule_hits {
             results.push(SarifResult {
                 rule_id: id.to_string(),
                 rule_index: index,
                 level: level(hit.severity),
-                message: Message { text: text::result_message(hit, &context) },
+                message: Message {
+                    text: text::result_message(hit, &context),
+                },
                 locations: vec![Location {
                     physical_location: PhysicalLocation {
-                        artifact_location: ArtifactLocation { uri: artifact_uri(&package.name) },
+                        artifact_location: ArtifactLocation {
+                            uri: artifact_uri(&package.name),
+                        },
                         region: Region { start_line: 1 },
                     },
                 }],
@@ -304,8 +332,13 @@ fn package_run(report: &Report, package: &PackageReport, options: &SarifOptions)
     }
 
     Some(Run {
-        tool: Tool { driver: driver(options, rules), extensions: vec![trivy(report)] },
-        automation_details: AutomationDetails { id: automation_id(&package.name) },
+        tool: Tool {
+            driver: driver(options, rules),
+            extensions: vec![trivy(report)],
+        },
+        automation_details: AutomationDetails {
+            id: automation_id(&package.name),
+        },
         results,
         properties: BTreeMap::new(),
     })
@@ -326,16 +359,28 @@ fn keep_most_severe<'a>(
         );
         hits.sort_by(|(ka, a), (kb, b)| b.severity.cmp(&a.severity).then_with(|| ka.cmp(kb)));
         hits.truncate(MAX_RESULTS_PER_RUN);
-        hits.sort_by(|(ka, _), (kb, _)| ka.cmp(kb));
+        hits.sort_by_key(|(key, _)| *key);
     }
     hits.into_iter().map(|(_, hit)| hit).collect()
 }
 
-fn rule(id: &str, severity: Severity, hits: &[&Hit], context: &text::Context) -> ReportingDescriptor {
+fn rule(
+    id: &str,
+    severity: Severity,
+    hits: &[&Hit],
+    context: &text::Context,
+) -> ReportingDescriptor {
     let first = hits[0].finding;
-    let title = first.title.as_deref().map(|t| single_line(t, 200)).filter(|t| !t.is_empty());
-    let description =
-        first.description.as_deref().map(|d| single_line(d, 2000)).filter(|d| !d.is_empty());
+    let title = first
+        .title
+        .as_deref()
+        .map(|t| single_line(t, 200))
+        .filter(|t| !t.is_empty());
+    let description = first
+        .description
+        .as_deref()
+        .map(|d| single_line(d, 2000))
+        .filter(|d| !d.is_empty());
     let name = match first.class.as_str() {
         "os-pkgs" => "OsPackageVulnerability",
         "lang-pkgs" => "LanguagePackageVulnerability",
@@ -344,21 +389,28 @@ fn rule(id: &str, severity: Severity, hits: &[&Hit], context: &text::Context) ->
 
     let mut tags = vec!["vulnerability".to_string(), "security".to_string()];
     tags.push(severity.as_str().to_string());
-    let cwes: BTreeSet<String> =
-        hits.iter().flat_map(|h| &h.finding.cwe_ids).filter_map(|c| cwe_tag(c)).collect();
+    let cwes: BTreeSet<String> = hits
+        .iter()
+        .flat_map(|h| &h.finding.cwe_ids)
+        .filter_map(|c| cwe_tag(c))
+        .collect();
     tags.extend(cwes);
 
     let references = text::references(hits);
     ReportingDescriptor {
         id: id.to_string(),
         name: name.to_string(),
-        short_description: Message { text: title.clone().unwrap_or_else(|| id.to_string()) },
+        short_description: Message {
+            text: title.clone().unwrap_or_else(|| id.to_string()),
+        },
         full_description: Message {
             text: description.or(title).unwrap_or_else(|| id.to_string()),
         },
         help_uri: references.first().cloned(),
         help: text::rule_help(id, severity, hits, &references, context),
-        default_configuration: ReportingConfiguration { level: level(severity) },
+        default_configuration: ReportingConfiguration {
+            level: level(severity),
+        },
         properties: RuleProperties {
             security_severity: security_severity(severity).to_string(),
             precision: "very-high".to_string(),
@@ -371,7 +423,8 @@ fn rule(id: &str, severity: Severity, hits: &[&Hit], context: &text::Context) ->
 fn cwe_tag(cwe: &str) -> Option<String> {
     let number = cwe.trim().to_ascii_uppercase();
     let number = number.strip_prefix("CWE-")?;
-    let valid = !number.is_empty() && number.len() <= 6 && number.bytes().all(|b| b.is_ascii_digit());
+    let valid =
+        !number.is_empty() && number.len() <= 6 && number.bytes().all(|b| b.is_ascii_digit());
     valid.then(|| format!("external/cwe/cwe-{number}"))
 }
 
@@ -390,7 +443,10 @@ fn driver(options: &SarifOptions, rules: Vec<ReportingDescriptor>) -> ToolCompon
 fn trivy(report: &Report) -> ToolComponent {
     let mut properties = BTreeMap::new();
     if let Some(updated_at) = &report.run.db_updated_at {
-        properties.insert("dbUpdatedAt".to_string(), serde_json::Value::from(updated_at.clone()));
+        properties.insert(
+            "dbUpdatedAt".to_string(),
+            serde_json::Value::from(updated_at.clone()),
+        );
     }
     ToolComponent {
         name: "Trivy".to_string(),

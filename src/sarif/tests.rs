@@ -25,20 +25,37 @@ fn report() -> Report {
 
 /// The logs as JSON values, for asserting on what GitHub will read.
 fn values(logs: &[SarifLog]) -> Vec<Value> {
-    logs.iter().map(|log| serde_json::from_str(&sarif_json(log)).unwrap()).collect()
+    logs.iter()
+        .map(|log| serde_json::from_str(&sarif_json(log)).unwrap())
+        .collect()
 }
 
 fn run_of<'a>(log: &'a Value, package: &str) -> &'a Value {
     let id = automation_id(package);
-    log["runs"].as_array().unwrap().iter().find(|r| r["automationDetails"]["id"] == id).unwrap()
+    log["runs"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|r| r["automationDetails"]["id"] == id)
+        .unwrap()
 }
 
 fn rule_of<'a>(run: &'a Value, id: &str) -> &'a Value {
-    run["tool"]["driver"]["rules"].as_array().unwrap().iter().find(|r| r["id"] == id).unwrap()
+    run["tool"]["driver"]["rules"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|r| r["id"] == id)
+        .unwrap()
 }
 
 fn results_of<'a>(run: &'a Value, rule: &str) -> Vec<&'a Value> {
-    run["results"].as_array().unwrap().iter().filter(|r| r["ruleId"] == rule).collect()
+    run["results"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|r| r["ruleId"] == rule)
+        .collect()
 }
 
 /// Writes the log to a temporary file and runs both validators on it.
@@ -60,7 +77,10 @@ fn one_run_per_scanned_package_with_a_stable_category() {
         .map(|r| r["automationDetails"]["id"].as_str().unwrap())
         .collect();
     // `broken` had no image scanned: no run, so its previous alerts stay open.
-    assert_eq!(ids, ["dragnet/app/", "dragnet/clean/", "dragnet/tools/cli/"]);
+    assert_eq!(
+        ids,
+        ["dragnet/app/", "dragnet/clean/", "dragnet/tools/cli/"]
+    );
     assert_eq!(category("tools/cli"), "dragnet/tools/cli");
     assert_eq!(package_of_category("dragnet/tools/cli/"), Some("tools/cli"));
     assert_eq!(package_of_category("dragnet/tools/cli"), Some("tools/cli"));
@@ -72,7 +92,11 @@ fn a_clean_package_gets_an_empty_run_that_closes_its_alerts() {
     let logs = values(&build(&report(), &options()));
     let clean = run_of(&logs[0], "clean");
     assert_eq!(clean["results"], Value::Array(vec![]));
-    assert_eq!(clean["tool"]["driver"]["rules"], Value::Array(vec![]), "GitHub needs the array");
+    assert_eq!(
+        clean["tool"]["driver"]["rules"],
+        Value::Array(vec![]),
+        "GitHub needs the array"
+    );
 }
 
 #[test]
@@ -86,7 +110,10 @@ fn a_package_without_any_scanned_image_gets_no_run() {
         .iter()
         .map(|r| r["automationDetails"]["id"].as_str().unwrap())
         .collect();
-    assert!(!ids.contains(&"dragnet/clean/") && !ids.contains(&"dragnet/broken/"), "{ids:?}");
+    assert!(
+        !ids.contains(&"dragnet/clean/") && !ids.contains(&"dragnet/broken/"),
+        "{ids:?}"
+    );
 }
 
 #[test]
@@ -94,7 +121,11 @@ fn dedupes_a_finding_shared_by_tags_and_platforms_into_one_result() {
     let logs = values(&build(&report(), &options()));
     let app = run_of(&logs[0], "app");
     let libssl = results_of(app, "CVE-2024-0001");
-    assert_eq!(libssl.len(), 1, "two tags × two platforms, one installed package");
+    assert_eq!(
+        libssl.len(),
+        1,
+        "two tags × two platforms, one installed package"
+    );
     assert_eq!(
         libssl[0]["message"]["text"],
         "libssl3 3.0.11-1 in ghcr.io/acme/app (tags 1.0, latest) is affected by CVE-2024-0001 \
@@ -102,7 +133,10 @@ fn dedupes_a_finding_shared_by_tags_and_platforms_into_one_result() {
     );
     let locations = libssl[0]["locations"].as_array().unwrap();
     assert_eq!(locations.len(), 1);
-    assert_eq!(locations[0]["physicalLocation"]["artifactLocation"]["uri"], "containers/app");
+    assert_eq!(
+        locations[0]["physicalLocation"]["artifactLocation"]["uri"],
+        "containers/app"
+    );
     assert_eq!(locations[0]["physicalLocation"]["region"]["startLine"], 1);
 
     let tar = results_of(app, "CVE-2024-0004");
@@ -114,8 +148,13 @@ fn dedupes_a_finding_shared_by_tags_and_platforms_into_one_result() {
 
     // The shared image also shows in tools/cli's run, with its own tag only.
     let cli = run_of(&logs[0], "tools/cli");
-    let text = results_of(cli, "CVE-2024-0001")[0]["message"]["text"].as_str().unwrap();
-    assert!(text.contains("ghcr.io/acme/tools/cli (tag shared)"), "{text}");
+    let text = results_of(cli, "CVE-2024-0001")[0]["message"]["text"]
+        .as_str()
+        .unwrap();
+    assert!(
+        text.contains("ghcr.io/acme/tools/cli (tag shared)"),
+        "{text}"
+    );
 }
 
 #[test]
@@ -135,7 +174,14 @@ fn rules_carry_trivys_severity_not_the_cvss_score() {
         assert_eq!(rule["defaultConfiguration"]["level"], level, "{id}");
         assert_eq!(rule["properties"]["precision"], "very-high");
         let tags = rule["properties"]["tags"].as_array().unwrap();
-        assert_eq!(tags[..3], [Value::from("vulnerability"), "security".into(), severity.into()]);
+        assert_eq!(
+            tags[..3],
+            [
+                Value::from("vulnerability"),
+                "security".into(),
+                severity.into()
+            ]
+        );
         assert!(tags.contains(&"external/cwe/cwe-787".into()));
         assert_eq!(results_of(app, id)[0]["level"], level, "{id}");
     }
@@ -160,16 +206,33 @@ fn rule_has_names_descriptions_help_and_sorted_indices() {
     let django = rule_of(app, "GHSA-aaaa-bbbb-cccc");
     assert_eq!(django["name"], "LanguagePackageVulnerability");
     assert_eq!(django["shortDescription"]["text"], "django: a flaw");
-    assert_eq!(django["helpUri"], "https://avd.aquasec.com/nvd/ghsa-aaaa-bbbb-cccc");
+    assert_eq!(
+        django["helpUri"],
+        "https://avd.aquasec.com/nvd/ghsa-aaaa-bbbb-cccc"
+    );
     let markdown = django["help"]["markdown"].as_str().unwrap();
-    assert!(markdown.contains(
-        "| django (usr/lib/python3/site\\-packages/Django\\-4.2.0.dist\\-info/METADATA) \
-         | 4.2.0 | 4.2.7 | MEDIUM | tag 1.0"
-    ) || markdown.contains("| 4.2.0 | 4.2.7 | MEDIUM | tags 1.0, latest |"), "{markdown}");
-    assert!(markdown.contains("upgrade to 4.2.7 and rebuild the image"), "{markdown}");
+    assert!(
+        markdown.contains(
+            "| django (usr/lib/python3/site-packages/Django-4.2.0.dist-info/METADATA) | 4.2.0 \
+             | 4.2.7 | MEDIUM | tags 1.0, latest |"
+        ),
+        "{markdown}"
+    );
+    assert!(
+        markdown.contains("upgrade to 4.2.7 and rebuild the image"),
+        "{markdown}"
+    );
     assert!(markdown.contains("- <https://nvd.nist.gov/vuln/detail/GHSA-aaaa-bbbb-cccc>"));
-    assert_eq!(rule_of(app, "CVE-2024-0001")["name"], "OsPackageVulnerability");
-    assert!(django["help"]["text"].as_str().unwrap().contains("References:"));
+    assert_eq!(
+        rule_of(app, "CVE-2024-0001")["name"],
+        "OsPackageVulnerability"
+    );
+    assert!(
+        django["help"]["text"]
+            .as_str()
+            .unwrap()
+            .contains("References:")
+    );
 }
 
 #[test]
@@ -204,11 +267,11 @@ fn fingerprints_stay_the_same_when_a_tag_is_added_or_an_image_rebuilt() {
     let mut plan = fixtures::plan();
     plan.targets[0].refs[0].tags.push("1.0.1".into());
     plan.targets.retain(|t| t.digest != digest(0x02));
-    plan.targets.push(target(&digest(0x09), fixtures::linux("arm64"), vec![reference(
-        "app",
-        &digest(0x11),
-        &["2.0"],
-    )]));
+    plan.targets.push(target(
+        &digest(0x09),
+        fixtures::linux("arm64"),
+        vec![reference("app", &digest(0x11), &["2.0"])],
+    ));
     let mut run = fixtures::run();
     for result in &mut run.results {
         if result.digest == digest(0x02) {
@@ -220,8 +283,14 @@ fn fingerprints_stay_the_same_when_a_tag_is_added_or_an_image_rebuilt() {
     assert_eq!(before, after);
     assert_eq!(before.len(), 5);
     assert!(before.iter().all(|(_, f)| f.len() == 64), "hex SHA-256");
-    let cli = fingerprint("tools/cli", &fixtures::finding("CVE-2024-0002", "zlib1g", "1:1.2.13", Severity::High));
-    assert!(!before.iter().any(|(_, f)| *f == cli), "packages do not share fingerprints");
+    let cli = fingerprint(
+        "tools/cli",
+        &fixtures::finding("CVE-2024-0002", "zlib1g", "1:1.2.13", Severity::High),
+    );
+    assert!(
+        !before.iter().any(|(_, f)| *f == cli),
+        "packages do not share fingerprints"
+    );
 }
 
 #[test]
@@ -232,7 +301,8 @@ fn splits_files_at_the_run_limit_without_repeating_a_category() {
         let name = format!("bulk-{n:02}");
         let image = format!("sha256:{:064x}", n + 100);
         plan.packages.push(fixtures::package(&name));
-        plan.targets.push(target(&image, None, vec![reference(&name, &image, &["1"])]));
+        plan.targets
+            .push(target(&image, None, vec![reference(&name, &image, &["1"])]));
         run.results.push(scanned(&image, vec![]));
     }
     let logs = build(&Report::build(&plan, &run), &options());
@@ -240,19 +310,35 @@ fn splits_files_at_the_run_limit_without_repeating_a_category() {
     // 45 bulk packages + app, clean, tools/cli = 48 runs.
     assert_eq!(sizes, [20, 20, 8]);
     for log in &logs {
-        let mut ids: Vec<&str> = log.runs.iter().map(|r| r.automation_details.id.as_str()).collect();
+        let mut ids: Vec<&str> = log
+            .runs
+            .iter()
+            .map(|r| r.automation_details.id.as_str())
+            .collect();
         let count = ids.len();
         ids.dedup();
         assert_eq!(ids.len(), count, "no category twice in one file");
     }
 
-    let small = SarifOptions { max_runs_per_file: 2, ..options() };
-    assert_eq!(build(&report(), &small).iter().map(|l| l.runs.len()).collect::<Vec<_>>(), [2, 1]);
+    let small = SarifOptions {
+        max_runs_per_file: 2,
+        ..options()
+    };
+    assert_eq!(
+        build(&report(), &small)
+            .iter()
+            .map(|l| l.runs.len())
+            .collect::<Vec<_>>(),
+        [2, 1]
+    );
 }
 
 #[test]
 fn two_builds_over_the_same_data_are_byte_identical() {
-    let first: Vec<String> = build(&report(), &options()).iter().map(sarif_json).collect();
+    let first: Vec<String> = build(&report(), &options())
+        .iter()
+        .map(sarif_json)
+        .collect();
 
     // The same data arriving in another order.
     let mut plan = fixtures::plan();
@@ -265,14 +351,19 @@ fn two_builds_over_the_same_data_are_byte_identical() {
             findings.reverse();
         }
     }
-    let second: Vec<String> =
-        build(&Report::build(&plan, &run), &options()).iter().map(sarif_json).collect();
+    let second: Vec<String> = build(&Report::build(&plan, &run), &options())
+        .iter()
+        .map(sarif_json)
+        .collect();
     assert_eq!(first, second);
 }
 
 #[test]
 fn artifact_uris_are_relative_and_path_safe() {
-    assert_eq!(artifact_uri("products/bfx/samtools"), "containers/products/bfx/samtools");
+    assert_eq!(
+        artifact_uri("products/bfx/samtools"),
+        "containers/products/bfx/samtools"
+    );
     assert_eq!(artifact_uri("../../etc/passwd"), "containers/etc/passwd");
     assert_eq!(artifact_uri("/abs//./x"), "containers/abs/x");
     assert_eq!(artifact_uri("a\\b"), "containers/a/b");
@@ -298,22 +389,76 @@ fn hostile_advisory_text_and_tags_stay_inert() {
     let markdown = rule["help"]["markdown"].as_str().unwrap();
     assert!(!markdown.contains('<') || markdown.contains("<https://ok.example/a%20b%3Cc%3E>"));
     assert!(!markdown.contains("<script"), "{markdown}");
-    assert!(markdown.contains("\\[link\\](javascript:alert(1))"), "link syntax escaped: {markdown}");
+    assert!(
+        markdown.contains("\\[link\\](javascript:alert(1))"),
+        "link syntax escaped: {markdown}"
+    );
     assert_eq!(rule["helpUri"], "https://ok.example/a%20b%3Cc%3E");
-    let message = results_of(clean, "CVE-2024-6666")[0]["message"]["text"].as_str().unwrap();
+    let message = results_of(clean, "CVE-2024-6666")[0]["message"]["text"]
+        .as_str()
+        .unwrap();
     assert!(!message.contains('\n'), "{message}");
     validate(&logs[0]);
 }
 
 #[test]
 fn small_sarif_snapshot() {
-    let logs = build(&report(), &options());
+    // Two packages of the fixture: `tools/cli` (one image, three findings) and `clean`.
+    let mut plan = fixtures::plan();
+    plan.packages
+        .retain(|p| p.name == "tools/cli" || p.name == "clean");
+    plan.targets
+        .retain(|t| t.digest == digest(0x01) || t.digest == digest(0x05));
+    plan.targets[0].refs.retain(|r| r.package == "tools/cli");
+    plan.unresolved.clear();
+    let logs = build(&Report::build(&plan, &fixtures::run()), &options());
+    assert_eq!(logs.len(), 1);
     insta::assert_snapshot!(sarif_json(&logs[0]));
 }
 
 #[test]
-fn sarif_passes_the_schema_and_the_multitool_github_rules() {
-    let logs = build(&report(), &options());
-    assert_eq!(logs.len(), 1);
-    validate(&logs[0]);
+fn the_validators_reject_sarif_github_cannot_use() {
+    let document = |level: &str| {
+        serde_json::json!({
+            "$schema": SCHEMA_URI,
+            "version": "2.1.0",
+            "runs": [{
+                "tool": {"driver": {"name": "dragnet"}},
+                "results": [{
+                    "ruleId": "X",
+                    "level": level,
+                    "message": {"text": "x."},
+                    "locations": [{"physicalLocation": {
+                        "artifactLocation": {"uri": "containers/x"},
+                        "region": {"startLine": 1}
+                    }}]
+                }]
+            }]
+        })
+    };
+    let dir = tempfile::tempdir().unwrap();
+
+    // Schema-valid, but without the rules array GitHub needs: the Multitool's GH1018.
+    let no_rules = dir.path().join("no-rules.sarif");
+    std::fs::write(&no_rules, document("error").to_string()).unwrap();
+    let problems = super::sarif_validate::multitool_problems(&no_rules);
+    assert!(
+        problems.iter().any(|p| p.contains("GH1018")),
+        "{problems:?}"
+    );
+
+    // A level the schema does not know, which the Multitool silently accepts.
+    let bad_level = dir.path().join("bad-level.sarif");
+    std::fs::write(&bad_level, document("fatal").to_string()).unwrap();
+    let problems = super::sarif_validate::schema_problems(&bad_level);
+    assert!(problems.iter().any(|p| p.contains("fatal")), "{problems:?}");
+
+    for path in [no_rules, bad_level] {
+        let outcome = std::panic::catch_unwind(|| assert_valid_sarif(&path));
+        assert!(
+            outcome.is_err(),
+            "assert_valid_sarif accepted {}",
+            path.display()
+        );
+    }
 }

@@ -67,7 +67,11 @@ fn installed(hit: &Hit) -> String {
 }
 
 fn fixed(hit: &Hit) -> Option<String> {
-    let fixed: Vec<String> = hit.fixed.iter().map(|v| single_line(v, NAME_CHARS)).collect();
+    let fixed: Vec<String> = hit
+        .fixed
+        .iter()
+        .map(|v| single_line(v, NAME_CHARS))
+        .collect();
     (!fixed.is_empty()).then(|| fixed.join(", "))
 }
 
@@ -97,14 +101,22 @@ fn reached_by(hit: &Hit, context: &Context) -> String {
                 None => single_line(d, 80),
             })
             .collect();
-        parts.push(format!("untagged {}", first_of(&digests, MAX_UNTAGGED_NAMED)));
+        parts.push(format!(
+            "untagged {}",
+            first_of(&digests, MAX_UNTAGGED_NAMED)
+        ));
     }
     parts.join("; ")
 }
 
 /// The first `max` items joined with commas, then `and N more`.
 fn first_of(items: &[String], max: usize) -> String {
-    let mut text = items.iter().take(max).cloned().collect::<Vec<_>>().join(", ");
+    let mut text = items
+        .iter()
+        .take(max)
+        .cloned()
+        .collect::<Vec<_>>()
+        .join(", ");
     if items.len() > max {
         let _ = write!(text, " and {} more", items.len() - max);
     }
@@ -117,16 +129,19 @@ pub(super) fn references(hits: &[&Hit]) -> Vec<String> {
     let mut seen = BTreeSet::new();
     let mut urls = Vec::new();
     let candidates = hits.iter().flat_map(|h| {
-        h.finding.primary_url.iter().chain(h.finding.references.iter())
+        h.finding
+            .primary_url
+            .iter()
+            .chain(h.finding.references.iter())
     });
     for candidate in candidates {
         if urls.len() == MAX_REFERENCES {
             break;
         }
-        if let Some(url) = web_url(candidate) {
-            if seen.insert(url.clone()) {
-                urls.push(url);
-            }
+        if let Some(url) = web_url(candidate)
+            && seen.insert(url.clone())
+        {
+            urls.push(url);
         }
     }
     urls
@@ -140,7 +155,9 @@ fn web_url(text: &str) -> Option<String> {
         return None;
     }
     let url = url.to_string();
-    let safe = url.chars().all(|c| c.is_ascii_graphic() && !"<>\"`".contains(c));
+    let safe = url
+        .chars()
+        .all(|c| c.is_ascii_graphic() && !"<>\"`".contains(c));
     safe.then_some(url)
 }
 
@@ -168,7 +185,11 @@ pub(super) fn rule_help(
     if !description.is_empty() {
         let _ = write!(text, "\n{}\n", single_line(description, DESCRIPTION_CHARS));
     }
-    let _ = write!(text, "\nAffected in {}:\n", single_line(context.image, NAME_CHARS));
+    let _ = write!(
+        text,
+        "\nAffected in {}:\n",
+        single_line(context.image, NAME_CHARS)
+    );
     for hit in shown {
         let _ = writeln!(
             text,
@@ -196,7 +217,11 @@ pub(super) fn rule_help(
     }
     markdown.push_str("\n\n");
     if !description.is_empty() {
-        let _ = write!(markdown, "{}\n\n", escape_inline(description, DESCRIPTION_CHARS));
+        let _ = write!(
+            markdown,
+            "{}\n\n",
+            escape_inline(description, DESCRIPTION_CHARS)
+        );
     }
     let _ = write!(
         markdown,
@@ -214,7 +239,9 @@ pub(super) fn rule_help(
             markdown,
             "| {package} | {} | {} | {} | {} |",
             escape_inline(&finding.installed_version, NAME_CHARS),
-            fixed(hit).map_or("no fix available".to_string(), |f| escape_inline(&f, NAME_CHARS)),
+            fixed(hit).map_or("no fix available".to_string(), |f| escape_inline(
+                &f, NAME_CHARS
+            )),
             hit.severity,
             escape_inline(&reached_by(hit, context), 2 * NAME_CHARS),
         );
@@ -224,7 +251,11 @@ pub(super) fn rule_help(
     }
     markdown.push_str("\n**Upgrade**\n\n");
     for hit in shown {
-        let _ = writeln!(markdown, "- {}", escape_inline(&upgrade_line(hit), 3 * NAME_CHARS));
+        let _ = writeln!(
+            markdown,
+            "- {}",
+            escape_inline(&upgrade_line(hit), 3 * NAME_CHARS)
+        );
     }
     if !references.is_empty() {
         markdown.push_str("\n**References**\n\n");

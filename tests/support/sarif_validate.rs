@@ -3,7 +3,8 @@
 //!
 //! Shared by unit tests (`src/sarif`, through `#[path]`) and integration tests (`mod`-include
 //! this file). Both tools come from the environment and a missing one fails the test loudly:
-//! `SARIF_SCHEMA` (the schema JSON) and `SARIF_MULTITOOL` (the `Sarif.Multitool` executable).
+//! `SARIF_MULTITOOL` (the `Sarif.Multitool` executable) and `SARIF_SCHEMA` (the schema JSON,
+//! by default the copy shipped beside the Multitool).
 
 #![allow(dead_code)]
 
@@ -16,7 +17,11 @@ pub fn assert_valid_sarif(path: &Path) {
     let mut problems = schema_problems(path);
     problems.extend(multitool_problems(path));
     if !problems.is_empty() {
-        panic!("{} is not valid SARIF for GitHub:\n  {}", path.display(), problems.join("\n  "));
+        panic!(
+            "{} is not valid SARIF for GitHub:\n  {}",
+            path.display(),
+            problems.join("\n  ")
+        );
     }
 }
 
@@ -30,18 +35,45 @@ fn tool_path(variable: &str, what: &str) -> PathBuf {
         );
     };
     let path = PathBuf::from(value);
-    assert!(path.is_file(), "{variable}={} does not name a file: point it at {what}", path.display());
+    assert!(
+        path.is_file(),
+        "{variable}={} does not name a file: point it at {what}",
+        path.display()
+    );
     path
 }
 
-/// Errors from validating against the SARIF JSON schema named by `SARIF_SCHEMA`.
+/// The SARIF schema: `SARIF_SCHEMA`, else the `sarif-2.1.0.json` the Multitool's npm package
+/// ships beside `SARIF_MULTITOOL`.
+fn schema_path() -> PathBuf {
+    if std::env::var_os("SARIF_SCHEMA").is_none()
+        && let Some(multitool) = std::env::var_os("SARIF_MULTITOOL")
+    {
+        let beside = Path::new(&multitool).with_file_name("sarif-2.1.0.json");
+        if beside.is_file() {
+            return beside;
+        }
+    }
+    tool_path(
+        "SARIF_SCHEMA",
+        "the SARIF 2.1.0 JSON schema (sarif-2.1.0.json)",
+    )
+}
+
+/// Errors from validating against the SARIF JSON schema (see [`schema_path`]).
 pub fn schema_problems(path: &Path) -> Vec<String> {
-    let schema_path = tool_path("SARIF_SCHEMA", "the SARIF 2.1.0 JSON schema (sarif-2.1.0.json)");
+    let schema_path = schema_path();
     let schema = read_json(&schema_path);
     let instance = read_json(path);
-    let validator = match jsonschema::options().should_validate_formats(true).build(&schema) {
+    let validator = match jsonschema::options()
+        .should_validate_formats(true)
+        .build(&schema)
+    {
         Ok(validator) => validator,
-        Err(error) => panic!("the schema {} does not compile: {error}", schema_path.display()),
+        Err(error) => panic!(
+            "the schema {} does not compile: {error}",
+            schema_path.display()
+        ),
     };
     validator
         .iter_errors(&instance)
@@ -51,8 +83,10 @@ pub fn schema_problems(path: &Path) -> Vec<String> {
 
 /// Errors and warnings the Multitool named by `SARIF_MULTITOOL` reports.
 pub fn multitool_problems(path: &Path) -> Vec<String> {
-    let multitool =
-        tool_path("SARIF_MULTITOOL", "the Sarif.Multitool executable (chmod +x it: npm skips it)");
+    let multitool = tool_path(
+        "SARIF_MULTITOOL",
+        "the Sarif.Multitool executable (chmod +x it: npm skips it)",
+    );
     let scratch = match tempfile::tempdir() {
         Ok(dir) => dir,
         Err(error) => panic!("cannot create a temporary directory: {error}"),
@@ -61,12 +95,21 @@ pub fn multitool_problems(path: &Path) -> Vec<String> {
     let output = Command::new(&multitool)
         .arg("validate")
         .arg(path)
-        .args(["--rule-kind", "Gh;Sarif", "--log", "ForceOverwrite", "--output"])
+        .args([
+            "--rule-kind",
+            "Gh;Sarif",
+            "--log",
+            "ForceOverwrite",
+            "--output",
+        ])
         .arg(&log_path)
         .env("DOTNET_SYSTEM_GLOBALIZATION_INVARIANT", "1")
         .output()
         .unwrap_or_else(|error| {
-            panic!("cannot run {}: {error} (is it executable?)", multitool.display())
+            panic!(
+                "cannot run {}: {error} (is it executable?)",
+                multitool.display()
+            )
         });
     let console = format!(
         "{}{}",
@@ -74,7 +117,10 @@ pub fn multitool_problems(path: &Path) -> Vec<String> {
         String::from_utf8_lossy(&output.stderr)
     );
     if !log_path.is_file() {
-        panic!("the Multitool wrote no log (exit {}):\n{console}", output.status);
+        panic!(
+            "the Multitool wrote no log (exit {}):\n{console}",
+            output.status
+        );
     }
 
     let log = read_json(&log_path);
@@ -89,7 +135,10 @@ pub fn multitool_problems(path: &Path) -> Vec<String> {
             }
         }
         for invocation in run["invocations"].as_array().into_iter().flatten() {
-            for key in ["toolExecutionNotifications", "toolConfigurationNotifications"] {
+            for key in [
+                "toolExecutionNotifications",
+                "toolConfigurationNotifications",
+            ] {
                 for note in invocation[key].as_array().into_iter().flatten() {
                     if note["level"].as_str() == Some("error") {
                         problems.push(format!("multitool could not run: {}", note["message"]));
@@ -99,7 +148,10 @@ pub fn multitool_problems(path: &Path) -> Vec<String> {
         }
     }
     if !output.status.success() && problems.is_empty() {
-        problems.push(format!("multitool exited with {}:\n{console}", output.status));
+        problems.push(format!(
+            "multitool exited with {}:\n{console}",
+            output.status
+        ));
     }
     problems
 }
@@ -129,7 +181,10 @@ fn describe(result: &serde_json::Value, rules: &serde_json::Value) -> String {
         text = text.replace(&format!("{{{index}}}"), argument);
     }
     let region = &result["locations"][0]["physicalLocation"]["region"];
-    format!("{rule_id} (line {}, column {}): {text}", region["startLine"], region["startColumn"])
+    format!(
+        "{rule_id} (line {}, column {}): {text}",
+        region["startLine"], region["startColumn"]
+    )
 }
 
 fn read_json(path: &Path) -> serde_json::Value {

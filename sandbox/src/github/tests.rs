@@ -135,7 +135,11 @@ fn trivy_run(category: &str, results: usize) -> Value {
     });
     json!({
         "tool": {
-            "driver": { "name": "Trivy", "version": "0.76.0", "rules": [{ "id": "CVE-2024-0001" }] },
+            "driver": {
+                "name": "Trivy",
+                "version": "0.76.0",
+                "rules": [{ "id": "CVE-2024-0001" }],
+            },
         },
         "automationDetails": { "id": format!("{category}/") },
         "results": vec![result; results],
@@ -828,4 +832,10 @@ async fn stops_serving_when_dropped() {
         tokio::task::yield_now().await;
     }
     assert!(refused, "the emulator still answered after drop");
+}
+
+#[test]
+fn emulator_can_be_shared_across_tasks() {
+    fn shareable<T: Send + Sync + 'static>() {}
+    shareable::<Emulator>();
 }

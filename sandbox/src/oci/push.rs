@@ -4,7 +4,9 @@
 //! In token mode it signs its own push tokens with the sandbox's `TokenIssuer` instead of
 //! walking the challenge flow: the registry checks them exactly as it checks the emulator's.
 
-use std::sync::Arc;
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
 
 use anyhow::{Context as _, bail};
 use reqwest::{Method, RequestBuilder, StatusCode};
@@ -29,11 +31,17 @@ pub enum PushAuth {
     Issuer(Arc<TokenIssuer>),
 }
 
+/// How long a signed push token is reused; well inside the token's own lifetime.
+const TOKEN_REUSE: Duration = Duration::from_secs(60);
+
 /// A registry client bound to one registry.
 pub struct RegistryClient {
     http: reqwest::Client,
     base: String,
     auth: PushAuth,
+    /// Push tokens by repository, with when they were signed: signing every request would
+    /// cost more than the request itself in an unoptimised build.
+    tokens: Mutex<HashMap<String, (String, Instant)>>,
 }
 
 impl RegistryClient {
@@ -42,10 +50,12 @@ impl RegistryClient {
         let http = reqwest::Client::builder()
             .build()
             .context("building an HTTP client")?;
+        let base = registry_url.trim_end_matches('/').to_owned();
         Ok(RegistryClient {
             http,
-            base: registry_url.trim_end_matches('/').to_owned(),
+            base,
             auth,
+            tokens: Mutex::new(HashMap::new()),
         })
     }
 
@@ -257,11 +267,25 @@ impl RegistryClient {
         Ok(match &self.auth {
             PushAuth::Anonymous => request,
             PushAuth::Basic { user, password } => request.basic_auth(user, Some(password)),
-            PushAuth::Issuer(issuer) => {
-                let access = Access::repository(repository, &["pull", "push", "delete"]);
-                request.bearer_auth(issuer.issue("dragnet-sandbox", vec![access])?)
-            }
+            PushAuth::Issuer(issuer) => request.bearer_auth(self.token_for(issuer, repository)?),
         })
+    }
+
+    /// A token granting pull, push and delete on `repository`, signed anew once a minute.
+    fn token_for(&self, issuer: &TokenIssuer, repository: &str) -> anyhow::Result<String> {
+        let mut tokens = self
+            .tokens
+            .lock()
+            .unwrap_or_else(|poisoned| poisoned.into_inner());
+        if let Some((token, signed)) = tokens.get(repository)
+            && signed.elapsed() < TOKEN_REUSE
+        {
+            return Ok(token.clone());
+        }
+        let access = Access::repository(repository, &["pull", "push", "delete"]);
+        let token = issuer.issue("dragnet-sandbox", vec![access])?;
+        tokens.insert(repository.to_owned(), (token.clone(), Instant::now()));
+        Ok(token)
     }
 
     async fn send(&self, request: RequestBuilder) -> anyhow::Result<reqwest::Response> {
