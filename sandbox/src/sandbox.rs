@@ -175,12 +175,18 @@ impl Sandbox {
                 )
             }
         };
-        let registry = RegistryServer::start(mode, &work_dir.join("registry"))
-            .await
-            .context("starting the image registry")?;
-        let db_registry = RegistryServer::start(RegistryMode::Open, &work_dir.join("db-registry"))
-            .await
-            .context("starting the Trivy DB registry")?;
+        let registry_dir = work_dir.join("registry");
+        let db_registry_dir = work_dir.join("db-registry");
+        let (registry, db_registry) = tokio::try_join!(
+            async {
+                let started = RegistryServer::start(mode, &registry_dir).await;
+                started.context("starting the image registry")
+            },
+            async {
+                let started = RegistryServer::start(RegistryMode::Open, &db_registry_dir).await;
+                started.context("starting the Trivy DB registry")
+            },
+        )?;
         tracing::debug!(elapsed = ?started.elapsed(), "registries up");
 
         // The Trivy DB, built once and cached across sandboxes, is pushed while images are.

@@ -489,6 +489,7 @@ fn sandbox_binary_writes_its_env_file_and_stops_on_sigterm() {
 
     // SIGTERM stops it cleanly and takes the env file away.
     let pid = libc::pid_t::try_from(child.id()).unwrap();
+    // SAFETY: kill(2) with our own child's pid and a valid signal number.
     assert_eq!(unsafe { libc::kill(pid, libc::SIGTERM) }, 0);
     assert!(child.wait().unwrap().success());
     assert!(!env_file.exists());

@@ -16,8 +16,7 @@ pub fn next_url(header: &str) -> Option<String> {
 fn links(header: &str) -> Vec<(String, String)> {
     let mut found = Vec::new();
     let mut rest = header;
-    loop {
-        let Some(open) = rest.find('<') else { break };
+    while let Some(open) = rest.find('<') {
         let Some(close) = rest[open..].find('>') else { break };
         let url = rest[open + 1..open + close].trim().to_string();
         rest = &rest[open + close + 1..];

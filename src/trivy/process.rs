@@ -51,7 +51,7 @@ pub(crate) async fn run(
         .stderr(Stdio::piped())
         .kill_on_drop(true)
         .process_group(0);
-    let mut child = command.spawn().map_err(RunFailure::Spawn)?;
+    let mut child = spawn(&mut command).await?;
     let mut group = ProcessGroup::of(child.id());
 
     let (Some(stdout), Some(stderr)) = (child.stdout.take(), child.stderr.take()) else {
@@ -84,6 +84,21 @@ pub(crate) async fn run(
             group.kill();
             let _ = child.wait().await;
             Err(RunFailure::TimedOut)
+        }
+    }
+}
+
+/// Starts the child, retrying briefly while its program is "text file busy": a program that
+/// was just written (a fresh install) can be briefly held open by another thread's fork.
+async fn spawn(command: &mut Command) -> Result<tokio::process::Child, RunFailure> {
+    let mut attempt = 0;
+    loop {
+        match command.spawn() {
+            Err(error) if error.raw_os_error() == Some(libc::ETXTBSY) && attempt < 5 => {
+                attempt += 1;
+                tokio::time::sleep(Duration::from_millis(20 * attempt)).await;
+            }
+            result => return result.map_err(RunFailure::Spawn),
         }
     }
 }
