@@ -61,3 +61,68 @@ pub enum Outcome {
     },
 }
 
+
+/// Scans every target with at most `concurrency` Trivy processes at once.
+///
+/// Targets arrive largest first (see [`crate::plan::build`]) so the longest scans start early
+/// and the cores do not idle at the end. A failed scan is recorded with its cause; it never stops
+/// the others. Results come back in plan order.
+pub async fn scan_all(
+    trivy: &crate::trivy::Trivy,
+    targets: &[crate::plan::ScanTarget],
+    concurrency: usize,
+) -> Vec<ScanResult> {
+    use futures::StreamExt;
+
+    let total = targets.len();
+    let done = std::sync::atomic::AtomicUsize::new(0);
+    let mut results: Vec<(usize, ScanResult)> = futures::stream::iter(targets.iter().enumerate())
+        .map(|(index, target)| {
+            let done = &done;
+            async move {
+                let started = std::time::Instant::now();
+                let outcome = match trivy.scan(&target.image).await {
+                    Ok(report) => Outcome::Scanned { os: report.os, findings: report.findings },
+                    Err(error) => Outcome::Failed { cause: error.to_string() },
+                };
+                let duration_ms = started.elapsed().as_millis() as u64;
+                let finished = done.fetch_add(1, std::sync::atomic::Ordering::Relaxed) + 1;
+                let name = target_name(target);
+                match &outcome {
+                    Outcome::Scanned { findings, .. } => tracing::info!(
+                        "scanned {finished}/{total}: {name}: {} findings in {:.1}s",
+                        findings.len(),
+                        duration_ms as f64 / 1000.0
+                    ),
+                    Outcome::Failed { cause } => {
+                        tracing::warn!("scanned {finished}/{total}: {name}: failed: {cause}")
+                    }
+                }
+                let result = ScanResult {
+                    digest: target.digest.clone(),
+                    image: target.image.clone(),
+                    duration_ms,
+                    outcome,
+                };
+                (index, result)
+            }
+        })
+        .buffer_unordered(concurrency.max(1))
+        .collect()
+        .await;
+    results.sort_by_key(|(index, _)| *index);
+    results.into_iter().map(|(_, result)| result).collect()
+}
+
+/// How a target is named in logs: its first package and tags, platform and short digest.
+fn target_name(target: &crate::plan::ScanTarget) -> String {
+    let short = target.digest.strip_prefix("sha256:").unwrap_or(&target.digest);
+    let short = &short[..short.len().min(12)];
+    let first = target.refs.first();
+    let package = first.map(|r| r.package.as_str()).unwrap_or("?");
+    let tags = first.map(|r| r.tags.join(",")).unwrap_or_default();
+    match &target.platform {
+        Some(platform) => format!("{package}:{tags} ({platform}, {short})"),
+        None => format!("{package}:{tags} ({short})"),
+    }
+}

@@ -4,6 +4,7 @@
 //! are printed here with their cause chain. Data goes to stdout, the story of the run to stderr.
 
 mod discover;
+mod scan;
 mod upload;
 
 use std::path::PathBuf;
@@ -260,7 +261,7 @@ pub fn main() -> i32 {
     let outcome = runtime.block_on(async {
         match cli.command {
             Command::Discover(args) => discover::run(args).await,
-            Command::Scan(_args) => Err(Failure::usage(anyhow::anyhow!("scan: not wired yet"))),
+            Command::Scan(args) => scan::run(*args).await,
             Command::Upload(args) => upload::run(args).await,
         }
     });

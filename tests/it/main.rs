@@ -1,0 +1,8 @@
+//! dragnet's integration tests: the real `dragnet` binary against the sandbox — the GitHub API
+//! emulator, Debian's docker-registry holding images with real package databases, the real
+//! Trivy, and a vulnerability DB built with the real BoltDB library.
+
+mod discover;
+mod scan;
+mod support;
+mod upload;
