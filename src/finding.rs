@@ -120,6 +120,9 @@ mod tests {
         assert!(Severity::Critical > Severity::High);
         assert!(Severity::Low > Severity::Unknown);
         let err = "severe".parse::<Severity>().unwrap_err().to_string();
-        assert!(err.contains("`severe`") && err.contains("CRITICAL"), "{err}");
+        assert!(
+            err.contains("`severe`") && err.contains("CRITICAL"),
+            "{err}"
+        );
     }
 }

@@ -71,17 +71,29 @@ impl Pause for TokioPause {
 pub enum HttpError {
     /// The server could not be reached, or the connection broke.
     #[error("{what}: {detail} (gave up after {tries} tries)")]
-    Transport { what: String, detail: String, tries: usize },
+    Transport {
+        what: String,
+        detail: String,
+        tries: usize,
+    },
     /// The server kept answering with a retryable status.
     #[error("{what}: the server answered {status} (gave up after {tries} tries)")]
-    Status { what: String, status: StatusCode, tries: usize },
+    Status {
+        what: String,
+        status: StatusCode,
+        tries: usize,
+    },
     /// The server asked for a wait longer than dragnet is willing to make.
     #[error(
         "{what}: rate limited for {} more seconds ({reason}); rerun later or use a token \
          with a larger budget",
         wait.as_secs()
     )]
-    RateLimited { what: String, wait: Duration, reason: String },
+    RateLimited {
+        what: String,
+        wait: Duration,
+        reason: String,
+    },
     /// The request could not even be built (a bad URL or header).
     #[error("{what}: invalid request: {detail}")]
     Request { what: String, detail: String },
@@ -99,7 +111,11 @@ pub struct HttpClient {
 /// Why one try failed, and how long to wait before the next.
 #[derive(Debug)]
 enum TryFailure {
-    Retry { reason: String, status: Option<StatusCode>, wait: Option<Duration> },
+    Retry {
+        reason: String,
+        status: Option<StatusCode>,
+        wait: Option<Duration>,
+    },
     Fatal(HttpError),
 }
 
@@ -177,7 +193,9 @@ impl HttpClient {
             .when(|failure| matches!(failure, TryFailure::Retry { .. }))
             .adjust(|failure, backoff| match failure {
                 // The backoff decides whether another try is left; the server decides how long.
-                TryFailure::Retry { wait: Some(wait), .. } => backoff.map(|d| d.max(*wait)),
+                TryFailure::Retry {
+                    wait: Some(wait), ..
+                } => backoff.map(|d| d.max(*wait)),
                 _ => backoff,
             })
             .notify(|failure, wait| {
@@ -190,11 +208,23 @@ impl HttpClient {
         match outcome {
             Ok(response) => Ok(response),
             Err(TryFailure::Fatal(error)) => Err(error),
-            Err(TryFailure::Retry { reason, status: Some(status), .. }) => {
+            Err(TryFailure::Retry {
+                reason,
+                status: Some(status),
+                ..
+            }) => {
                 tracing::debug!("{what}: giving up: {reason}");
-                Err(HttpError::Status { what: what.to_string(), status, tries: tries.max(1) })
+                Err(HttpError::Status {
+                    what: what.to_string(),
+                    status,
+                    tries: tries.max(1),
+                })
             }
-            Err(TryFailure::Retry { reason, status: None, .. }) => Err(HttpError::Transport {
+            Err(TryFailure::Retry {
+                reason,
+                status: None,
+                ..
+            }) => Err(HttpError::Transport {
                 what: what.to_string(),
                 detail: reason,
                 tries: tries.max(1),
@@ -243,9 +273,11 @@ impl HttpClient {
 
         match classify(status, response.headers(), SystemTime::now(), policy) {
             Verdict::Done => Ok(response),
-            Verdict::Retry { reason, wait } => {
-                Err(TryFailure::Retry { reason, status: Some(status), wait })
-            }
+            Verdict::Retry { reason, wait } => Err(TryFailure::Retry {
+                reason,
+                status: Some(status),
+                wait,
+            }),
             Verdict::TooLong { wait, reason } => Err(TryFailure::Fatal(HttpError::RateLimited {
                 what: what.to_string(),
                 wait,
@@ -259,8 +291,14 @@ impl HttpClient {
 #[derive(Debug, PartialEq)]
 enum Verdict {
     Done,
-    Retry { reason: String, wait: Option<Duration> },
-    TooLong { wait: Duration, reason: String },
+    Retry {
+        reason: String,
+        wait: Option<Duration>,
+    },
+    TooLong {
+        wait: Duration,
+        reason: String,
+    },
 }
 
 /// Sorts an answer into done, retry (with the wait the server asked for), or give up.
@@ -270,7 +308,12 @@ fn classify(
     now: SystemTime,
     policy: &RetryPolicy,
 ) -> Verdict {
-    let header = |name: &str| headers.get(name).and_then(|v| v.to_str().ok()).map(str::trim);
+    let header = |name: &str| {
+        headers
+            .get(name)
+            .and_then(|v| v.to_str().ok())
+            .map(str::trim)
+    };
     let retry_after = header("retry-after").and_then(|v| v.parse::<u64>().ok());
     let remaining = header("x-ratelimit-remaining").and_then(|v| v.parse::<u64>().ok());
     let reset = header("x-ratelimit-reset").and_then(|v| v.parse::<u64>().ok());
@@ -279,18 +322,30 @@ fn classify(
 
     if throttled {
         let (wait, reason) = if let Some(seconds) = retry_after {
-            (Duration::from_secs(seconds), format!("{status} with retry-after {seconds}s"))
+            (
+                Duration::from_secs(seconds),
+                format!("{status} with retry-after {seconds}s"),
+            )
         } else if let (Some(0), Some(reset)) = (remaining, reset) {
             let now = now.duration_since(UNIX_EPOCH).unwrap_or_default().as_secs();
             let wait = Duration::from_secs(reset.saturating_sub(now) + 1);
-            (wait, format!("{status}: rate limit spent until {reset} (epoch seconds)"))
+            (
+                wait,
+                format!("{status}: rate limit spent until {reset} (epoch seconds)"),
+            )
         } else {
-            (policy.throttle_floor, format!("{status}: throttled without a hint"))
+            (
+                policy.throttle_floor,
+                format!("{status}: throttled without a hint"),
+            )
         };
         if wait > policy.max_wait {
             return Verdict::TooLong { wait, reason };
         }
-        return Verdict::Retry { reason, wait: Some(wait) };
+        return Verdict::Retry {
+            reason,
+            wait: Some(wait),
+        };
     }
 
     match status {
@@ -369,7 +424,10 @@ mod tests {
     fn spent_budget_waits_until_reset() {
         let verdict = classify(
             StatusCode::FORBIDDEN,
-            &headers(&[("x-ratelimit-remaining", "0"), ("x-ratelimit-reset", "1100")]),
+            &headers(&[
+                ("x-ratelimit-remaining", "0"),
+                ("x-ratelimit-reset", "1100"),
+            ]),
             at(1000),
             &RetryPolicy::default(),
         );
@@ -382,7 +440,10 @@ mod tests {
     fn a_reset_too_far_away_gives_up_at_once() {
         let verdict = classify(
             StatusCode::TOO_MANY_REQUESTS,
-            &headers(&[("x-ratelimit-remaining", "0"), ("x-ratelimit-reset", "99999")]),
+            &headers(&[
+                ("x-ratelimit-remaining", "0"),
+                ("x-ratelimit-reset", "99999"),
+            ]),
             at(0),
             &RetryPolicy::default(),
         );
@@ -392,8 +453,14 @@ mod tests {
     #[test]
     fn plain_403_and_404_are_answers_not_retries() {
         let policy = RetryPolicy::default();
-        assert_eq!(classify(StatusCode::FORBIDDEN, &headers(&[]), at(0), &policy), Verdict::Done);
-        assert_eq!(classify(StatusCode::NOT_FOUND, &headers(&[]), at(0), &policy), Verdict::Done);
+        assert_eq!(
+            classify(StatusCode::FORBIDDEN, &headers(&[]), at(0), &policy),
+            Verdict::Done
+        );
+        assert_eq!(
+            classify(StatusCode::NOT_FOUND, &headers(&[]), at(0), &policy),
+            Verdict::Done
+        );
         let bad_gateway = classify(StatusCode::BAD_GATEWAY, &headers(&[]), at(0), &policy);
         assert!(matches!(bad_gateway, Verdict::Retry { wait: None, .. }));
     }
@@ -425,17 +492,26 @@ mod tests {
             .up_to_n_times(1)
             .mount(&server)
             .await;
-        Mock::given(method("GET")).respond_with(ResponseTemplate::new(200)).mount(&server).await;
+        Mock::given(method("GET"))
+            .respond_with(ResponseTemplate::new(200))
+            .mount(&server)
+            .await;
 
         let pause = Arc::new(RecordedPause::default());
         let client = HttpClient::new(4).unwrap().with_pause(pause.clone());
         let url = server.uri();
-        let response = client.send("fetching", || client.inner().get(&url)).await.unwrap();
+        let response = client
+            .send("fetching", || client.inner().get(&url))
+            .await
+            .unwrap();
 
         assert_eq!(response.status(), 200);
         let waits = pause.0.lock().unwrap().clone();
         assert_eq!(waits.len(), 3, "two 502s and one 429: {waits:?}");
-        assert!(waits[2] >= Duration::from_secs(3), "retry-after honoured: {waits:?}");
+        assert!(
+            waits[2] >= Duration::from_secs(3),
+            "retry-after honoured: {waits:?}"
+        );
     }
 
     #[tokio::test]
@@ -444,15 +520,23 @@ mod tests {
         use wiremock::{Mock, MockServer, ResponseTemplate};
 
         let server = MockServer::start().await;
-        Mock::given(method("GET")).respond_with(ResponseTemplate::new(503)).mount(&server).await;
+        Mock::given(method("GET"))
+            .respond_with(ResponseTemplate::new(503))
+            .mount(&server)
+            .await;
 
         let pause = Arc::new(RecordedPause::default());
         let client = HttpClient::new(4).unwrap().with_pause(pause.clone());
         let url = server.uri();
-        let error = client.send("listing packages", || client.inner().get(&url)).await;
+        let error = client
+            .send("listing packages", || client.inner().get(&url))
+            .await;
 
         let message = error.unwrap_err().to_string();
-        assert_eq!(message, "listing packages: the server answered 503 Service Unavailable (gave up after 5 tries)");
+        assert_eq!(
+            message,
+            "listing packages: the server answered 503 Service Unavailable (gave up after 5 tries)"
+        );
         assert_eq!(server.received_requests().await.unwrap().len(), 5);
     }
 }

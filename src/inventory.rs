@@ -60,6 +60,11 @@ impl Inventory {
 
     /// A pullable reference to one version by digest (`ghcr.io/acme/products/bfx/x@sha256:…`).
     pub fn image_ref(&self, package: &str, digest: &str) -> String {
-        format!("{}/{}@{}", self.registry, self.repository_path(package), digest)
+        format!(
+            "{}/{}@{}",
+            self.registry,
+            self.repository_path(package),
+            digest
+        )
     }
 }

@@ -18,8 +18,14 @@ pub struct WriteError {
 
 /// Writes `contents` to `path` atomically, creating the parent directory.
 pub fn write_atomic(path: &Path, contents: &[u8]) -> Result<(), WriteError> {
-    let fail = |source| WriteError { path: path.to_path_buf(), source };
-    let dir = path.parent().filter(|p| !p.as_os_str().is_empty()).unwrap_or(Path::new("."));
+    let fail = |source| WriteError {
+        path: path.to_path_buf(),
+        source,
+    };
+    let dir = path
+        .parent()
+        .filter(|p| !p.as_os_str().is_empty())
+        .unwrap_or(Path::new("."));
     std::fs::create_dir_all(dir).map_err(fail)?;
     let mut file = tempfile::NamedTempFile::new_in(dir).map_err(fail)?;
     file.write_all(contents).map_err(fail)?;
@@ -30,8 +36,15 @@ pub fn write_atomic(path: &Path, contents: &[u8]) -> Result<(), WriteError> {
 
 /// Appends `contents` to `path` (for `$GITHUB_STEP_SUMMARY`, which the runner owns).
 pub fn append(path: &Path, contents: &[u8]) -> Result<(), WriteError> {
-    let fail = |source| WriteError { path: path.to_path_buf(), source };
-    let mut file = std::fs::OpenOptions::new().create(true).append(true).open(path).map_err(fail)?;
+    let fail = |source| WriteError {
+        path: path.to_path_buf(),
+        source,
+    };
+    let mut file = std::fs::OpenOptions::new()
+        .create(true)
+        .append(true)
+        .open(path)
+        .map_err(fail)?;
     file.write_all(contents).map_err(fail)
 }
 

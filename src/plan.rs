@@ -138,13 +138,15 @@ pub fn build(inventory: &Inventory, resolutions: Vec<Resolution>) -> Plan {
             }
         };
         for manifest in manifests {
-            let target = targets.entry(manifest.digest.clone()).or_insert_with(|| ScanTarget {
-                image: inventory.image_ref(&resolution.package, &manifest.digest),
-                digest: manifest.digest.clone(),
-                platform: manifest.platform.clone(),
-                size: manifest.size,
-                refs: Vec::new(),
-            });
+            let target = targets
+                .entry(manifest.digest.clone())
+                .or_insert_with(|| ScanTarget {
+                    image: inventory.image_ref(&resolution.package, &manifest.digest),
+                    digest: manifest.digest.clone(),
+                    platform: manifest.platform.clone(),
+                    size: manifest.size,
+                    refs: Vec::new(),
+                });
             let reference = TargetRef {
                 package: resolution.package.clone(),
                 version_digest: resolution.version.digest.clone(),
@@ -164,7 +166,10 @@ pub fn build(inventory: &Inventory, resolutions: Vec<Resolution>) -> Plan {
         packages: inventory
             .packages
             .iter()
-            .map(|p| PlannedPackage { name: p.name.clone(), repository: p.repository.clone() })
+            .map(|p| PlannedPackage {
+                name: p.name.clone(),
+                repository: p.repository.clone(),
+            })
             .collect(),
         targets,
         unresolved,
@@ -186,7 +191,11 @@ mod tests {
     }
 
     fn manifest(digest: &str, size: u64) -> PlatformManifest {
-        PlatformManifest { digest: digest.to_string(), platform: None, size }
+        PlatformManifest {
+            digest: digest.to_string(),
+            platform: None,
+            size,
+        }
     }
 
     fn inventory() -> Inventory {
@@ -228,9 +237,19 @@ mod tests {
         assert_eq!(plan.targets[0].digest, "sha256:2", "largest first");
         let shared = &plan.targets[1];
         assert_eq!(shared.image, "ghcr.io/acme/a@sha256:1");
-        let reached: Vec<_> =
-            shared.refs.iter().map(|r| (r.package.as_str(), r.tags.join(","))).collect();
-        assert_eq!(reached, [("a", "1.0,latest".into()), ("b", "stable".into()), ("b", "multi".into())]);
+        let reached: Vec<_> = shared
+            .refs
+            .iter()
+            .map(|r| (r.package.as_str(), r.tags.join(",")))
+            .collect();
+        assert_eq!(
+            reached,
+            [
+                ("a", "1.0,latest".into()),
+                ("b", "stable".into()),
+                ("b", "multi".into())
+            ]
+        );
     }
 
     #[test]

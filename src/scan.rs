@@ -61,7 +61,6 @@ pub enum Outcome {
     },
 }
 
-
 /// Scans every target with at most `concurrency` Trivy processes at once.
 ///
 /// Targets arrive largest first (see [`crate::plan::build`]) so the longest scans start early
@@ -82,8 +81,13 @@ pub async fn scan_all(
             async move {
                 let started = std::time::Instant::now();
                 let outcome = match trivy.scan(&target.image).await {
-                    Ok(report) => Outcome::Scanned { os: report.os, findings: report.findings },
-                    Err(error) => Outcome::Failed { cause: error.to_string() },
+                    Ok(report) => Outcome::Scanned {
+                        os: report.os,
+                        findings: report.findings,
+                    },
+                    Err(error) => Outcome::Failed {
+                        cause: error.to_string(),
+                    },
                 };
                 let duration_ms = started.elapsed().as_millis() as u64;
                 let finished = done.fetch_add(1, std::sync::atomic::Ordering::Relaxed) + 1;
@@ -116,7 +120,10 @@ pub async fn scan_all(
 
 /// How a target is named in logs: its first package and tags, platform and short digest.
 fn target_name(target: &crate::plan::ScanTarget) -> String {
-    let short = target.digest.strip_prefix("sha256:").unwrap_or(&target.digest);
+    let short = target
+        .digest
+        .strip_prefix("sha256:")
+        .unwrap_or(&target.digest);
     let short = &short[..short.len().min(12)];
     let first = target.refs.first();
     let package = first.map(|r| r.package.as_str()).unwrap_or("?");

@@ -38,7 +38,11 @@ pub(super) async fn run(args: DiscoverArgs) -> Result<Exit, Failure> {
     for failure in &inventory.failures {
         tracing::error!("{}: {}", failure.package, failure.cause);
     }
-    Ok(if inventory.failures.is_empty() { Exit::Success } else { Exit::PartialFailure })
+    Ok(if inventory.failures.is_empty() {
+        Exit::Success
+    } else {
+        Exit::PartialFailure
+    })
 }
 
 fn rows(inventory: &Inventory) -> Vec<Row<'_>> {
@@ -59,13 +63,37 @@ fn rows(inventory: &Inventory) -> Vec<Row<'_>> {
 }
 
 fn write_table(out: &mut impl Write, rows: &[Row]) -> std::io::Result<()> {
-    let tags = |row: &Row| if row.tags.is_empty() { "(untagged)".to_string() } else { row.tags.join(",") };
-    let package_width = rows.iter().map(|r| r.package.chars().count()).chain([7]).max().unwrap_or(7);
-    let tags_width = rows.iter().map(|r| tags(r).chars().count()).chain([4]).max().unwrap_or(4);
-    writeln!(out, "{:package_width$}  {:tags_width$}  DIGEST", "PACKAGE", "TAGS")?;
+    let tags = |row: &Row| {
+        if row.tags.is_empty() {
+            "(untagged)".to_string()
+        } else {
+            row.tags.join(",")
+        }
+    };
+    let package_width = rows
+        .iter()
+        .map(|r| r.package.chars().count())
+        .chain([7])
+        .max()
+        .unwrap_or(7);
+    let tags_width = rows
+        .iter()
+        .map(|r| tags(r).chars().count())
+        .chain([4])
+        .max()
+        .unwrap_or(4);
+    writeln!(
+        out,
+        "{:package_width$}  {:tags_width$}  DIGEST",
+        "PACKAGE", "TAGS"
+    )?;
     for row in rows {
         // Names come from the API: never let a control character reach the terminal.
-        let clean = |s: &str| s.chars().map(|c| if c.is_control() { '?' } else { c }).collect::<String>();
+        let clean = |s: &str| {
+            s.chars()
+                .map(|c| if c.is_control() { '?' } else { c })
+                .collect::<String>()
+        };
         writeln!(
             out,
             "{:package_width$}  {:tags_width$}  {}",

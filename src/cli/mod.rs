@@ -246,12 +246,19 @@ pub fn main() -> i32 {
         Ok(cli) => cli,
         Err(error) => {
             let _ = error.print();
-            return if error.use_stderr() { Exit::Usage.code() } else { Exit::Success.code() };
+            return if error.use_stderr() {
+                Exit::Usage.code()
+            } else {
+                Exit::Success.code()
+            };
         }
     };
     init_logging(cli.verbose, cli.quiet);
 
-    let runtime = match tokio::runtime::Builder::new_multi_thread().enable_all().build() {
+    let runtime = match tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+    {
         Ok(runtime) => runtime,
         Err(error) => {
             eprintln!("error: could not start the async runtime: {error}");
@@ -285,13 +292,19 @@ struct Failure {
 
 impl Failure {
     fn usage(error: impl Into<anyhow::Error>) -> Failure {
-        Failure { error: error.into(), exit: Exit::Usage }
+        Failure {
+            error: error.into(),
+            exit: Exit::Usage,
+        }
     }
 }
 
 impl<E: Into<anyhow::Error>> From<E> for Failure {
     fn from(error: E) -> Self {
-        Failure { error: error.into(), exit: Exit::Error }
+        Failure {
+            error: error.into(),
+            exit: Exit::Error,
+        }
     }
 }
 
@@ -314,7 +327,10 @@ fn init_logging(verbose: u8, quiet: bool) {
 }
 
 impl GitHubArgs {
-    fn client(&self, http: &crate::http::HttpClient) -> Result<crate::github::GitHubClient, Failure> {
+    fn client(
+        &self,
+        http: &crate::http::HttpClient,
+    ) -> Result<crate::github::GitHubClient, Failure> {
         crate::github::GitHubClient::new(&self.api_url, self.token.clone(), http.clone())
             .map_err(Failure::usage)
     }
@@ -340,18 +356,24 @@ impl SelectArgs {
 }
 
 impl TargetArgs {
-    fn upload_target(
-        &self,
-    ) -> Result<crate::github::code_scanning::UploadTarget, Failure> {
+    fn upload_target(&self) -> Result<crate::github::code_scanning::UploadTarget, Failure> {
         let missing = |what: &str, flag: &str, var: &str| {
             Failure::usage(anyhow::anyhow!(
                 "uploading needs the {what}: pass {flag} or set {var} (GitHub Actions sets it)"
             ))
         };
-        let repository =
-            self.repository.as_deref().ok_or_else(|| missing("repository", "--repository", "GITHUB_REPOSITORY"))?;
-        let sha = self.sha.as_deref().ok_or_else(|| missing("commit", "--sha", "GITHUB_SHA"))?;
-        let git_ref = self.git_ref.as_deref().ok_or_else(|| missing("ref", "--ref", "GITHUB_REF"))?;
+        let repository = self
+            .repository
+            .as_deref()
+            .ok_or_else(|| missing("repository", "--repository", "GITHUB_REPOSITORY"))?;
+        let sha = self
+            .sha
+            .as_deref()
+            .ok_or_else(|| missing("commit", "--sha", "GITHUB_SHA"))?;
+        let git_ref = self
+            .git_ref
+            .as_deref()
+            .ok_or_else(|| missing("ref", "--ref", "GITHUB_REF"))?;
         crate::github::code_scanning::UploadTarget::new(repository, sha, git_ref)
             .map_err(Failure::usage)
     }
@@ -369,8 +391,14 @@ mod tests {
 
     #[test]
     fn parses_platforms_and_durations() {
-        assert_eq!(parse_platform("linux/arm64").unwrap().to_string(), "linux/arm64");
-        assert_eq!(parse_platform("linux/arm/v7").unwrap().variant.as_deref(), Some("v7"));
+        assert_eq!(
+            parse_platform("linux/arm64").unwrap().to_string(),
+            "linux/arm64"
+        );
+        assert_eq!(
+            parse_platform("linux/arm/v7").unwrap().variant.as_deref(),
+            Some("v7")
+        );
         assert!(parse_platform("linux").is_err());
         assert!(parse_platform("linux/../x").is_err());
         assert_eq!(parse_duration("90s").unwrap(), Duration::from_secs(90));

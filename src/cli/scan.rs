@@ -17,12 +17,20 @@ use crate::scan::{ScanOptions, ScanRun, scan_all};
 use crate::trivy::{RegistryCredentials, Trivy, TrivyConfig};
 
 pub(super) async fn run(args: ScanArgs) -> Result<Exit, Failure> {
-    let cores = std::thread::available_parallelism().map(|n| n.get()).unwrap_or(2);
+    let cores = std::thread::available_parallelism()
+        .map(|n| n.get())
+        .unwrap_or(2);
     let concurrency = args.concurrency.unwrap_or(cores);
     if concurrency == 0 {
-        return Err(Failure::usage(anyhow::anyhow!("--concurrency must be at least 1")));
+        return Err(Failure::usage(anyhow::anyhow!(
+            "--concurrency must be at least 1"
+        )));
     }
-    let upload_target = if args.upload { Some(args.target.upload_target()?) } else { None };
+    let upload_target = if args.upload {
+        Some(args.target.upload_target()?)
+    } else {
+        None
+    };
     let cache_dir = cache_dir(args.cache_dir.as_deref())?;
     let mut severities = args.severity.clone();
     severities.sort_by(|a, b| b.cmp(a));
@@ -34,7 +42,10 @@ pub(super) async fn run(args: ScanArgs) -> Result<Exit, Failure> {
     let inventory = discover(&github, &args.select.options(8)?).await?;
 
     // Resolve and plan.
-    let password = args.registry_password.clone().or_else(|| args.github.token.clone());
+    let password = args
+        .registry_password
+        .clone()
+        .or_else(|| args.github.token.clone());
     let registry = RegistryClient::new(
         RegistryConfig {
             host: args.select.registry.clone(),
@@ -82,7 +93,10 @@ pub(super) async fn run(args: ScanArgs) -> Result<Exit, Failure> {
         duration_ms: started.elapsed().as_millis() as u64,
         trivy_version: trivy_version.version.clone(),
         db_updated_at: trivy_version.db.as_ref().map(|db| db.updated_at_rfc3339()),
-        options: ScanOptions { severities, ignore_unfixed: args.ignore_unfixed },
+        options: ScanOptions {
+            severities,
+            ignore_unfixed: args.ignore_unfixed,
+        },
         results,
     };
 
@@ -166,7 +180,9 @@ fn cache_dir(given: Option<&Path>) -> Result<PathBuf, Failure> {
         .map(PathBuf::from)
         .or_else(|| std::env::var_os("HOME").map(|home| PathBuf::from(home).join(".cache")))
         .ok_or_else(|| {
-            Failure::usage(anyhow::anyhow!("no cache directory: pass --cache-dir or set HOME"))
+            Failure::usage(anyhow::anyhow!(
+                "no cache directory: pass --cache-dir or set HOME"
+            ))
         })?;
     Ok(base.join("dragnet"))
 }
@@ -185,9 +201,15 @@ mod tests {
     fn failures_outrank_findings_and_findings_need_fail_on() {
         let high = Some(Severity::High);
         assert_eq!(exit_code(false, high, None), Exit::Success);
-        assert_eq!(exit_code(false, high, Some(Severity::Critical)), Exit::Success);
+        assert_eq!(
+            exit_code(false, high, Some(Severity::Critical)),
+            Exit::Success
+        );
         assert_eq!(exit_code(false, high, Some(Severity::High)), Exit::Findings);
-        assert_eq!(exit_code(true, high, Some(Severity::High)), Exit::PartialFailure);
+        assert_eq!(
+            exit_code(true, high, Some(Severity::High)),
+            Exit::PartialFailure
+        );
         assert_eq!(exit_code(false, None, Some(Severity::Low)), Exit::Success);
     }
 }

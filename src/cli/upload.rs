@@ -35,7 +35,11 @@ pub(super) async fn run(args: UploadArgs) -> Result<Exit, Failure> {
 
     let receipts = upload_all(&github, &target, &files, &args.target).await;
     println!("{}", serde_json::to_string_pretty(&receipts)?);
-    Ok(if receipts.iter().all(UploadReceipt::succeeded) { Exit::Success } else { Exit::PartialFailure })
+    Ok(if receipts.iter().all(UploadReceipt::succeeded) {
+        Exit::Success
+    } else {
+        Exit::PartialFailure
+    })
 }
 
 /// The SARIF files named by the user: files as given, directories' `*.sarif`, sorted.
@@ -72,7 +76,14 @@ pub(super) async fn upload_all(
 ) -> Vec<UploadReceipt> {
     let mut receipts = Vec::new();
     for (index, file) in files.iter().enumerate() {
-        let receipt = upload_one(github, target, file, options.poll_interval, options.max_polls).await;
+        let receipt = upload_one(
+            github,
+            target,
+            file,
+            options.poll_interval,
+            options.max_polls,
+        )
+        .await;
         match receipt.succeeded() {
             true => tracing::info!(
                 "uploaded {}/{} {} to {}: {}",
@@ -102,7 +113,10 @@ async fn upload_one(
     interval: Duration,
     max_polls: usize,
 ) -> UploadReceipt {
-    let name = file.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_default();
+    let name = file
+        .file_name()
+        .map(|n| n.to_string_lossy().into_owned())
+        .unwrap_or_default();
     let mut receipt = UploadReceipt {
         file: name.clone(),
         repository: target.repository.clone(),
@@ -113,7 +127,9 @@ async fn upload_one(
     let sarif = match std::fs::read(file) {
         Ok(sarif) => sarif,
         Err(error) => {
-            receipt.errors.push(format!("cannot read {}: {error}", file.display()));
+            receipt
+                .errors
+                .push(format!("cannot read {}: {error}", file.display()));
             return receipt;
         }
     };
@@ -125,7 +141,10 @@ async fn upload_one(
         }
     };
     receipt.sarif_id = Some(sent.id.clone());
-    match github.wait_for_processing(target, &sent.id, interval, max_polls).await {
+    match github
+        .wait_for_processing(target, &sent.id, interval, max_polls)
+        .await
+    {
         Ok(status) => {
             receipt.processing_status = status.processing_status;
             receipt.errors = status.errors.unwrap_or_default();

@@ -50,7 +50,9 @@ pub struct SarifStatus {
 /// A bad `--repository`, `--sha` or `--ref`.
 #[derive(Debug, thiserror::Error)]
 pub enum TargetError {
-    #[error("invalid repository `{0}`: expected OWNER/REPO (set --repository or GITHUB_REPOSITORY)")]
+    #[error(
+        "invalid repository `{0}`: expected OWNER/REPO (set --repository or GITHUB_REPOSITORY)"
+    )]
     Repository(String),
     #[error("invalid commit SHA `{0}`: expected 40 hexadecimal digits (set --sha or GITHUB_SHA)")]
     Sha(String),
@@ -64,8 +66,11 @@ pub enum TargetError {
 impl UploadTarget {
     /// Checks the three parts before anything is sent.
     pub fn new(repository: &str, commit_sha: &str, git_ref: &str) -> Result<Self, TargetError> {
-        let valid_part =
-            |s: &str| !s.is_empty() && s.chars().all(|c| c.is_ascii_alphanumeric() || "-_.".contains(c));
+        let valid_part = |s: &str| {
+            !s.is_empty()
+                && s.chars()
+                    .all(|c| c.is_ascii_alphanumeric() || "-_.".contains(c))
+        };
         match repository.split_once('/') {
             Some((owner, repo)) if valid_part(owner) && valid_part(repo) && repo != ".." => {}
             _ => return Err(TargetError::Repository(repository.to_string())),
@@ -88,8 +93,15 @@ impl UploadTarget {
     }
 
     fn path(&self) -> String {
-        let (owner, repo) = self.repository.split_once('/').unwrap_or((&self.repository, ""));
-        format!("repos/{}/{}/code-scanning/sarifs", encode_segment(owner), encode_segment(repo))
+        let (owner, repo) = self
+            .repository
+            .split_once('/')
+            .unwrap_or((&self.repository, ""));
+        format!(
+            "repos/{}/{}/code-scanning/sarifs",
+            encode_segment(owner),
+            encode_segment(repo)
+        )
     }
 }
 
@@ -99,7 +111,10 @@ pub fn encode_sarif(sarif: &[u8]) -> std::io::Result<(String, usize)> {
     encoder.write_all(sarif)?;
     let gzipped = encoder.finish()?;
     let size = gzipped.len();
-    Ok((base64::engine::general_purpose::STANDARD.encode(gzipped), size))
+    Ok((
+        base64::engine::general_purpose::STANDARD.encode(gzipped),
+        size,
+    ))
 }
 
 impl GitHubClient {
@@ -136,7 +151,9 @@ impl GitHubClient {
         }
         let url = self.url(&target.path())?;
         tracing::debug!("{what}: {gzipped} bytes gzipped");
-        self.post_json(&what, url, &body).await.map_err(|e| upload_hint(e, target))
+        self.post_json(&what, url, &body)
+            .await
+            .map_err(|e| upload_hint(e, target))
     }
 
     /// The processing status of one upload.
@@ -174,7 +191,12 @@ impl GitHubClient {
 fn upload_hint(error: GitHubError, target: &UploadTarget) -> GitHubError {
     let repository = &target.repository;
     match error {
-        GitHubError::Status { what, status, message, hint: None } => {
+        GitHubError::Status {
+            what,
+            status,
+            message,
+            hint: None,
+        } => {
             let hint = match status {
                 StatusCode::UNAUTHORIZED => {
                     Some("the token is missing or invalid; it needs security-events: write".into())
@@ -197,7 +219,12 @@ fn upload_hint(error: GitHubError, target: &UploadTarget) -> GitHubError {
                 ),
                 _ => None,
             };
-            GitHubError::Status { what, status, message, hint }
+            GitHubError::Status {
+                what,
+                status,
+                message,
+                hint,
+            }
         }
         other => other,
     }
@@ -224,15 +251,22 @@ mod tests {
             UploadTarget::new("acme/x", "abc", "refs/heads/main"),
             Err(TargetError::Sha(_))
         ));
-        assert!(matches!(UploadTarget::new("acme/x", &sha, "main"), Err(TargetError::Ref(_))));
+        assert!(matches!(
+            UploadTarget::new("acme/x", &sha, "main"),
+            Err(TargetError::Ref(_))
+        ));
     }
 
     #[test]
     fn encodes_gzip_then_base64() {
         let (encoded, _) = encode_sarif(br#"{"version":"2.1.0"}"#).unwrap();
-        let gz = base64::engine::general_purpose::STANDARD.decode(encoded).unwrap();
+        let gz = base64::engine::general_purpose::STANDARD
+            .decode(encoded)
+            .unwrap();
         let mut text = String::new();
-        flate2::read::GzDecoder::new(&gz[..]).read_to_string(&mut text).unwrap();
+        flate2::read::GzDecoder::new(&gz[..])
+            .read_to_string(&mut text)
+            .unwrap();
         assert_eq!(text, r#"{"version":"2.1.0"}"#);
     }
 }

@@ -65,14 +65,19 @@ pub fn compile_patterns(patterns: &[String]) -> Result<Option<GlobSet>, PatternE
     }
     let mut set = GlobSetBuilder::new();
     for pattern in patterns {
-        let glob = GlobBuilder::new(pattern).literal_separator(true).build().map_err(|e| {
-            PatternError { pattern: pattern.clone(), detail: e.kind().to_string() }
-        })?;
+        let glob = GlobBuilder::new(pattern)
+            .literal_separator(true)
+            .build()
+            .map_err(|e| PatternError {
+                pattern: pattern.clone(),
+                detail: e.kind().to_string(),
+            })?;
         set.add(glob);
     }
-    set.build()
-        .map(Some)
-        .map_err(|e| PatternError { pattern: patterns.join(" "), detail: e.to_string() })
+    set.build().map(Some).map_err(|e| PatternError {
+        pattern: patterns.join(" "),
+        detail: e.to_string(),
+    })
 }
 
 #[derive(Debug, Deserialize)]
@@ -126,7 +131,11 @@ impl GitHubClient {
                 _ => None,
             })
         })?;
-        Ok(if user.kind == "Organization" { OwnerKind::Organization } else { OwnerKind::User })
+        Ok(if user.kind == "Organization" {
+            OwnerKind::Organization
+        } else {
+            OwnerKind::User
+        })
     }
 
     /// Every container package of an owner.
@@ -136,8 +145,14 @@ impl GitHubClient {
         kind: OwnerKind,
     ) -> Result<Vec<ApiPackage>, GitHubError> {
         let what = format!("listing the container packages of `{owner}`");
-        let mut url = self.url(&format!("{}/{}/packages", kind.path_prefix(), encode_segment(owner)))?;
-        url.query_pairs_mut().append_pair("package_type", "container").append_pair("per_page", "100");
+        let mut url = self.url(&format!(
+            "{}/{}/packages",
+            kind.path_prefix(),
+            encode_segment(owner)
+        ))?;
+        url.query_pairs_mut()
+            .append_pair("package_type", "container")
+            .append_pair("per_page", "100");
         self.get_all(&what, url).await.map_err(|e| {
             with_hint(e, |status| match (status, kind) {
                 (StatusCode::BAD_REQUEST, OwnerKind::Organization) => Some(
@@ -147,11 +162,17 @@ impl GitHubClient {
                         .into(),
                 ),
                 (StatusCode::UNAUTHORIZED, _) => Some(TOKEN_HINT.into()),
-                (StatusCode::FORBIDDEN, _) => Some("the token needs the read:packages scope".into()),
+                (StatusCode::FORBIDDEN, _) => {
+                    Some("the token needs the read:packages scope".into())
+                }
                 (StatusCode::NOT_FOUND, _) => Some(format!(
                     "no {} named `{owner}` is visible to this token; check --owner and \
                      --owner-type",
-                    if kind == OwnerKind::Organization { "organization" } else { "user" }
+                    if kind == OwnerKind::Organization {
+                        "organization"
+                    } else {
+                        "user"
+                    }
                 )),
                 _ => None,
             })
@@ -172,7 +193,10 @@ impl GitHubClient {
             encode_segment(owner),
             encode_segment(name)
         ))?;
-        let (package, _) = self.get_page(&what, url).await.map_err(|e| package_hint(e, name))?;
+        let (package, _) = self
+            .get_page(&what, url)
+            .await
+            .map_err(|e| package_hint(e, name))?;
         Ok(package)
     }
 
@@ -191,7 +215,9 @@ impl GitHubClient {
             encode_segment(name)
         ))?;
         url.query_pairs_mut().append_pair("per_page", "100");
-        self.get_all(&what, url).await.map_err(|e| package_hint(e, name))
+        self.get_all(&what, url)
+            .await
+            .map_err(|e| package_hint(e, name))
     }
 }
 
@@ -211,14 +237,21 @@ fn package_hint(error: GitHubError, name: &str) -> GitHubError {
 }
 
 /// Adds a hint to a status error when `hint` has one for its status.
-fn with_hint(
-    error: GitHubError,
-    hint: impl FnOnce(StatusCode) -> Option<String>,
-) -> GitHubError {
+fn with_hint(error: GitHubError, hint: impl FnOnce(StatusCode) -> Option<String>) -> GitHubError {
     match error {
-        GitHubError::Status { what, status, message, hint: None } => {
+        GitHubError::Status {
+            what,
+            status,
+            message,
+            hint: None,
+        } => {
             let hint = hint(status);
-            GitHubError::Status { what, status, message, hint }
+            GitHubError::Status {
+                what,
+                status,
+                message,
+                hint,
+            }
         }
         other => other,
     }
@@ -246,7 +279,11 @@ pub async fn discover(
             .map(|p| (p.name, p.repository.map(|r| r.full_name)))
             .collect()
     } else {
-        options.packages.iter().map(|name| (name.clone(), None)).collect()
+        options
+            .packages
+            .iter()
+            .map(|name| (name.clone(), None))
+            .collect()
     };
     let total = listed.len();
     let mut selected: Vec<(String, Option<String>)> = listed
@@ -258,14 +295,19 @@ pub async fn discover(
     tracing::info!(
         "found {total} container packages of {owner}; {} match{}",
         selected.len(),
-        if options.patterns.is_empty() { String::new() } else { format!(" {}", options.patterns.join(" ")) }
+        if options.patterns.is_empty() {
+            String::new()
+        } else {
+            format!(" {}", options.patterns.join(" "))
+        }
     );
 
     // Their versions, a few packages at a time.
     let named = !options.packages.is_empty();
     let results: Vec<(String, Result<Package, GitHubError>)> =
         futures::stream::iter(selected.into_iter().map(|(name, repository)| async move {
-            let package = read_package(client, owner, kind, &name, repository, named, options).await;
+            let package =
+                read_package(client, owner, kind, &name, repository, named, options).await;
             (name, package)
         }))
         .buffer_unordered(options.concurrency.max(1))
@@ -279,14 +321,20 @@ pub async fn discover(
             Ok(package) => packages.push(package),
             Err(error) => {
                 tracing::warn!("{error}");
-                failures.push(PackageFailure { package: name, cause: error.to_string() });
+                failures.push(PackageFailure {
+                    package: name,
+                    cause: error.to_string(),
+                });
             }
         }
     }
     packages.sort_by(|a, b| a.name.cmp(&b.name));
     failures.sort_by(|a, b| a.package.cmp(&b.package));
     let versions: usize = packages.iter().map(|p| p.versions.len()).sum();
-    tracing::info!("discovered {versions} versions in {} packages", packages.len());
+    tracing::info!(
+        "discovered {versions} versions in {} packages",
+        packages.len()
+    );
 
     Ok(Inventory {
         owner: owner.to_string(),
@@ -307,7 +355,11 @@ async fn read_package(
 ) -> Result<Package, GitHubError> {
     // A package named by the user was not listed, so its linked repository is not known yet.
     if named {
-        repository = client.package(owner, kind, name).await?.repository.map(|r| r.full_name);
+        repository = client
+            .package(owner, kind, name)
+            .await?
+            .repository
+            .map(|r| r.full_name);
     }
     let versions = client.list_versions(owner, kind, name).await?;
     let all = versions.len();
@@ -316,13 +368,21 @@ async fn read_package(
         .map(|v| Version {
             id: v.id,
             digest: v.name,
-            tags: v.metadata.and_then(|m| m.container).map(|c| c.tags).unwrap_or_default(),
+            tags: v
+                .metadata
+                .and_then(|m| m.container)
+                .map(|c| c.tags)
+                .unwrap_or_default(),
             updated_at: v.updated_at,
         })
         .filter(|v| options.include_untagged || !v.tags.is_empty())
         .collect();
     tracing::debug!("{name}: {all} versions, {} kept", versions.len());
-    Ok(Package { name: name.to_string(), repository, versions })
+    Ok(Package {
+        name: name.to_string(),
+        repository,
+        versions,
+    })
 }
 
 /// Discovery could not even start.
@@ -340,7 +400,9 @@ mod tests {
 
     #[test]
     fn star_does_not_cross_a_slash() {
-        let set = compile_patterns(&["products/bfx/*".into()]).unwrap().unwrap();
+        let set = compile_patterns(&["products/bfx/*".into()])
+            .unwrap()
+            .unwrap();
         assert!(set.is_match("products/bfx/bwa"));
         assert!(!set.is_match("products/bfx/sub/deeper"));
         assert!(!set.is_match("products/other/bwa"));
@@ -350,7 +412,12 @@ mod tests {
 
     #[test]
     fn an_invalid_glob_names_the_pattern() {
-        let error = compile_patterns(&["products/[bfx".into()]).unwrap_err().to_string();
-        assert!(error.starts_with("invalid --pattern `products/[bfx`"), "{error}");
+        let error = compile_patterns(&["products/[bfx".into()])
+            .unwrap_err()
+            .to_string();
+        assert!(
+            error.starts_with("invalid --pattern `products/[bfx`"),
+            "{error}"
+        );
     }
 }

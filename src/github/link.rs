@@ -8,7 +8,10 @@
 pub fn next_url(header: &str) -> Option<String> {
     links(header)
         .into_iter()
-        .find(|(_, rels)| rels.split_ascii_whitespace().any(|r| r.eq_ignore_ascii_case("next")))
+        .find(|(_, rels)| {
+            rels.split_ascii_whitespace()
+                .any(|r| r.eq_ignore_ascii_case("next"))
+        })
         .map(|(url, _)| url)
 }
 
@@ -17,7 +20,9 @@ fn links(header: &str) -> Vec<(String, String)> {
     let mut found = Vec::new();
     let mut rest = header;
     while let Some(open) = rest.find('<') {
-        let Some(close) = rest[open..].find('>') else { break };
+        let Some(close) = rest[open..].find('>') else {
+            break;
+        };
         let url = rest[open + 1..open + close].trim().to_string();
         rest = &rest[open + close + 1..];
 
@@ -39,7 +44,9 @@ fn links(header: &str) -> Vec<(String, String)> {
 
         let rel = params.split(';').find_map(|param| {
             let (name, value) = param.split_once('=')?;
-            name.trim().eq_ignore_ascii_case("rel").then(|| value.trim().trim_matches('"').to_string())
+            name.trim()
+                .eq_ignore_ascii_case("rel")
+                .then(|| value.trim().trim_matches('"').to_string())
         });
         if let Some(rel) = rel {
             found.push((url, rel));
@@ -57,7 +64,9 @@ mod tests {
         let header = r#"<https://api.github.com/orgs/acme/packages?package_type=container&per_page=100&page=2>; rel="next", <https://api.github.com/orgs/acme/packages?package_type=container&per_page=100&page=5>; rel="last""#;
         assert_eq!(
             next_url(header).as_deref(),
-            Some("https://api.github.com/orgs/acme/packages?package_type=container&per_page=100&page=2")
+            Some(
+                "https://api.github.com/orgs/acme/packages?package_type=container&per_page=100&page=2"
+            )
         );
     }
 
@@ -69,13 +78,29 @@ mod tests {
 
     #[test]
     fn tolerates_odd_spacing_case_and_multiple_rels() {
-        assert_eq!(next_url(r#"< https://x/?p=2 >;REL = "prev next""#).as_deref(), Some("https://x/?p=2"));
-        assert_eq!(next_url(r#"<https://x/?p=2>; title="a, b"; rel=next"#).as_deref(), Some("https://x/?p=2"));
+        assert_eq!(
+            next_url(r#"< https://x/?p=2 >;REL = "prev next""#).as_deref(),
+            Some("https://x/?p=2")
+        );
+        assert_eq!(
+            next_url(r#"<https://x/?p=2>; title="a, b"; rel=next"#).as_deref(),
+            Some("https://x/?p=2")
+        );
     }
 
     #[test]
     fn never_panics_on_garbage() {
-        for header in ["", "<", ">", "<<>>", "<a>;", "<a>; rel", "<a>; rel=\"", ",,,;;;==", "<é>; rel=\"next\u{0}\""] {
+        for header in [
+            "",
+            "<",
+            ">",
+            "<<>>",
+            "<a>;",
+            "<a>; rel",
+            "<a>; rel=\"",
+            ",,,;;;==",
+            "<é>; rel=\"next\u{0}\"",
+        ] {
             let _ = next_url(header);
         }
         assert_eq!(next_url("<a>; rel=\"next"), Some("a".to_string()));

@@ -24,7 +24,12 @@ const API_VERSION: &str = "2022-11-28";
 pub enum GitHubError {
     /// GitHub answered, but not with success.
     #[error("{what}: GitHub answered {status}: {message}{}", hint.as_deref().map(|h| format!("\n  hint: {h}")).unwrap_or_default())]
-    Status { what: String, status: StatusCode, message: String, hint: Option<String> },
+    Status {
+        what: String,
+        status: StatusCode,
+        message: String,
+        hint: Option<String>,
+    },
     /// The request did not get an answer.
     #[error(transparent)]
     Http(#[from] HttpError),
@@ -59,7 +64,11 @@ const MAX_BODY: usize = 32 * 1024 * 1024;
 
 impl GitHubClient {
     /// A client for `api_url` (`https://api.github.com`, or a GHES `/api/v3` URL).
-    pub fn new(api_url: &str, token: Option<Secret>, http: HttpClient) -> Result<Self, GitHubError> {
+    pub fn new(
+        api_url: &str,
+        token: Option<Secret>,
+        http: HttpClient,
+    ) -> Result<Self, GitHubError> {
         let mut url = Url::parse(api_url).map_err(|e| GitHubError::Url {
             what: format!("the API URL `{api_url}`"),
             detail: format!("{e}; pass a URL such as https://api.github.com"),
@@ -73,7 +82,11 @@ impl GitHubClient {
         if !url.path().ends_with('/') {
             url.set_path(&format!("{}/", url.path()));
         }
-        Ok(GitHubClient { http, api_url: url, token })
+        Ok(GitHubClient {
+            http,
+            api_url: url,
+            token,
+        })
     }
 
     /// The HTTP layer, shared with other clients.
@@ -84,10 +97,12 @@ impl GitHubClient {
     /// An absolute URL for an API path (`orgs/acme/packages`); the path must already be
     /// percent-encoded.
     fn url(&self, path: &str) -> Result<Url, GitHubError> {
-        self.api_url.join(path.trim_start_matches('/')).map_err(|e| GitHubError::Url {
-            what: format!("building the URL for `{path}`"),
-            detail: e.to_string(),
-        })
+        self.api_url
+            .join(path.trim_start_matches('/'))
+            .map_err(|e| GitHubError::Url {
+                what: format!("building the URL for `{path}`"),
+                detail: e.to_string(),
+            })
     }
 
     /// Refuses to send the token anywhere but the API's own origin.
@@ -124,8 +139,10 @@ impl GitHubClient {
         url: Url,
     ) -> Result<(T, Option<Url>), GitHubError> {
         self.check_origin(&url, what)?;
-        let response =
-            self.http.send(what, || self.request(reqwest::Method::GET, url.clone())).await?;
+        let response = self
+            .http
+            .send(what, || self.request(reqwest::Method::GET, url.clone()))
+            .await?;
         let next = response
             .headers()
             .get("link")
@@ -171,7 +188,9 @@ impl GitHubClient {
         self.check_origin(&url, what)?;
         let response = self
             .http
-            .send(what, || self.request(reqwest::Method::POST, url.clone()).json(body))
+            .send(what, || {
+                self.request(reqwest::Method::POST, url.clone()).json(body)
+            })
             .await?;
         read_json(what, response).await
     }
@@ -187,9 +206,18 @@ async fn read_json<T: DeserializeOwned>(
     if !status.is_success() {
         let message = serde_json::from_slice::<serde_json::Value>(&body)
             .ok()
-            .and_then(|v| v.get("message").and_then(|m| m.as_str()).map(str::to_string))
+            .and_then(|v| {
+                v.get("message")
+                    .and_then(|m| m.as_str())
+                    .map(str::to_string)
+            })
             .unwrap_or_else(|| String::from_utf8_lossy(&body).chars().take(200).collect());
-        return Err(GitHubError::Status { what: what.to_string(), status, message, hint: None });
+        return Err(GitHubError::Status {
+            what: what.to_string(),
+            status,
+            message,
+            hint: None,
+        });
     }
     serde_json::from_slice(&body).map_err(|e| GitHubError::Decode {
         what: what.to_string(),
@@ -226,7 +254,11 @@ async fn read_capped(what: &str, mut response: reqwest::Response) -> Result<Vec<
 /// exactly once, as GitHub requires for package names.
 pub fn encode_segment(segment: &str) -> String {
     use percent_encoding::{AsciiSet, NON_ALPHANUMERIC, utf8_percent_encode};
-    const SEGMENT: &AsciiSet = &NON_ALPHANUMERIC.remove(b'-').remove(b'.').remove(b'_').remove(b'~');
+    const SEGMENT: &AsciiSet = &NON_ALPHANUMERIC
+        .remove(b'-')
+        .remove(b'.')
+        .remove(b'_')
+        .remove(b'~');
     utf8_percent_encode(segment, SEGMENT).to_string()
 }
 
@@ -236,7 +268,10 @@ mod tests {
 
     #[test]
     fn encodes_package_names_exactly_once() {
-        assert_eq!(encode_segment("products/bfx/samtools"), "products%2Fbfx%2Fsamtools");
+        assert_eq!(
+            encode_segment("products/bfx/samtools"),
+            "products%2Fbfx%2Fsamtools"
+        );
         assert_eq!(encode_segment("a.b-c_d~e"), "a.b-c_d~e");
         assert_eq!(encode_segment("../x"), "..%2Fx");
         assert_eq!(encode_segment("%2e"), "%252e");
@@ -247,8 +282,13 @@ mod tests {
         let http = HttpClient::new(1).unwrap();
         let client = GitHubClient::new("https://api.github.com", None, http).unwrap();
         let elsewhere = Url::parse("https://evil.example/orgs/x/packages?page=2").unwrap();
-        let error = client.check_origin(&elsewhere, "listing packages").unwrap_err();
-        assert!(error.to_string().contains("refusing to send the token"), "{error}");
+        let error = client
+            .check_origin(&elsewhere, "listing packages")
+            .unwrap_err();
+        assert!(
+            error.to_string().contains("refusing to send the token"),
+            "{error}"
+        );
     }
 
     #[test]
@@ -256,6 +296,9 @@ mod tests {
         let http = HttpClient::new(1).unwrap();
         let client = GitHubClient::new("https://ghe.example/api/v3", None, http).unwrap();
         let url = client.url("orgs/acme/packages").unwrap();
-        assert_eq!(url.as_str(), "https://ghe.example/api/v3/orgs/acme/packages");
+        assert_eq!(
+            url.as_str(),
+            "https://ghe.example/api/v3/orgs/acme/packages"
+        );
     }
 }

@@ -44,8 +44,9 @@ pub(crate) fn scan_args(config: &TrivyConfig, image: &str) -> Vec<OsString> {
 
 /// The arguments of `trivy image --download-db-only` from the configured repositories.
 pub(crate) fn download_db_args(config: &TrivyConfig) -> Vec<OsString> {
-    let mut args: Vec<OsString> =
-        ["image", "--download-db-only", "--quiet", "--no-progress"].map(OsString::from).into();
+    let mut args: Vec<OsString> = ["image", "--download-db-only", "--quiet", "--no-progress"]
+        .map(OsString::from)
+        .into();
     args.push(valued("--cache-dir=", &config.cache_dir));
     args.push(format!("--timeout={}", go_duration(config.timeout)).into());
     for repository in &config.db_repositories {
@@ -67,8 +68,13 @@ pub(crate) fn version_args(config: &TrivyConfig) -> Vec<OsString> {
 
 /// Flags that keep Trivy's behaviour independent of the working directory and offline.
 fn isolation_flags() -> [OsString; 4] {
-    ["--config=", "--ignorefile=", "--skip-version-check", "--disable-telemetry"]
-        .map(OsString::from)
+    [
+        "--config=",
+        "--ignorefile=",
+        "--skip-version-check",
+        "--disable-telemetry",
+    ]
+    .map(OsString::from)
 }
 
 /// The command for `program` with `args` and a deliberate environment: the parent's, without
@@ -164,7 +170,9 @@ mod tests {
     }
 
     fn strings(args: &[OsString]) -> Vec<String> {
-        args.iter().map(|a| a.to_string_lossy().into_owned()).collect()
+        args.iter()
+            .map(|a| a.to_string_lossy().into_owned())
+            .collect()
     }
 
     #[test]
@@ -182,7 +190,10 @@ mod tests {
 
     #[test]
     fn ignore_unfixed_adds_its_flag() {
-        let config = TrivyConfig { ignore_unfixed: true, ..config() };
+        let config = TrivyConfig {
+            ignore_unfixed: true,
+            ..config()
+        };
         let args = strings(&scan_args(&config, "img"));
         assert!(args.contains(&"--ignore-unfixed".to_string()), "{args:?}");
     }
@@ -190,7 +201,10 @@ mod tests {
     #[test]
     fn download_passes_each_db_repository_in_order() {
         let config = TrivyConfig {
-            db_repositories: vec!["127.0.0.1:5000/trivy-db".into(), "ghcr.io/x/trivy-db:2".into()],
+            db_repositories: vec![
+                "127.0.0.1:5000/trivy-db".into(),
+                "ghcr.io/x/trivy-db:2".into(),
+            ],
             ..config()
         };
         assert_eq!(
@@ -228,13 +242,24 @@ mod tests {
 
     #[test]
     fn trivy_settings_and_dragnet_credentials_are_withheld_from_the_child() {
-        for name in ["TRIVY_SEVERITY", "trivy_password", "DRAGNET_REGISTRY_PASSWORD"] {
+        for name in [
+            "TRIVY_SEVERITY",
+            "trivy_password",
+            "DRAGNET_REGISTRY_PASSWORD",
+        ] {
             assert!(is_withheld(OsStr::new(name)), "{name}");
         }
         for name in ["GITHUB_TOKEN", "GH_TOKEN"] {
             assert!(is_withheld(OsStr::new(name)), "{name}");
         }
-        for name in ["PATH", "HOME", "HTTPS_PROXY", "SSL_CERT_FILE", "DOCKER_CONFIG", "TRIVYX"] {
+        for name in [
+            "PATH",
+            "HOME",
+            "HTTPS_PROXY",
+            "SSL_CERT_FILE",
+            "DOCKER_CONFIG",
+            "TRIVYX",
+        ] {
             assert!(!is_withheld(OsStr::new(name)), "{name}");
         }
     }
@@ -251,10 +276,18 @@ mod tests {
 
         let envs: Vec<(String, Option<String>)> = std
             .get_envs()
-            .map(|(k, v)| (k.to_string_lossy().into(), v.map(|v| v.to_string_lossy().into())))
+            .map(|(k, v)| {
+                (
+                    k.to_string_lossy().into(),
+                    v.map(|v| v.to_string_lossy().into()),
+                )
+            })
             .collect();
         assert!(envs.contains(&("TRIVY_PASSWORD".into(), Some("pa55-w0rd".into()))));
         assert!(envs.contains(&("TRIVY_USERNAME".into(), Some("bot".into()))));
-        assert!(std.get_args().all(|a| !a.to_string_lossy().contains("pa55")));
+        assert!(
+            std.get_args()
+                .all(|a| !a.to_string_lossy().contains("pa55"))
+        );
     }
 }

@@ -41,7 +41,9 @@ pub enum TrivyError {
     )]
     TimedOut { what: String, deadline: String },
     /// Trivy's own `--timeout` passed and it gave up.
-    #[error("{what}: trivy gave up after its --timeout of {deadline}: {detail}; hint: raise the scan timeout")]
+    #[error(
+        "{what}: trivy gave up after its --timeout of {deadline}: {detail}; hint: raise the scan timeout"
+    )]
     TrivyTimedOut {
         what: String,
         deadline: String,
@@ -152,9 +154,15 @@ pub(crate) fn classify_scan_failure(stderr: &str) -> ScanFailure {
     let text = stderr.to_ascii_lowercase();
     let has = |needles: &[&str]| needles.iter().any(|n| text.contains(n));
 
-    if has(&["--skip-db-update cannot be specified", "first run cannot skip downloading db"]) {
+    if has(&[
+        "--skip-db-update cannot be specified",
+        "first run cannot skip downloading db",
+    ]) {
         ScanFailure::DbMissing
-    } else if has(&["'--skip-java-db-update' cannot be specified", "skip-java-db-update cannot"]) {
+    } else if has(&[
+        "'--skip-java-db-update' cannot be specified",
+        "skip-java-db-update cannot",
+    ]) {
         ScanFailure::JavaDbMissing
     } else if has(&["blob_unknown", "blob unknown"]) {
         ScanFailure::BlobMissing
@@ -213,7 +221,11 @@ pub(crate) fn summarize_stderr(stderr: &str) -> String {
         .rposition(|(is_error, _)| *is_error)
         .unwrap_or(lines.len().saturating_sub(DETAIL_LINES));
     let start = start.max(lines.len().saturating_sub(DETAIL_LINES));
-    lines[start..].iter().map(|(_, line)| shorten_front(line)).collect::<Vec<_>>().join(" | ")
+    lines[start..]
+        .iter()
+        .map(|(_, line)| shorten_front(line))
+        .collect::<Vec<_>>()
+        .join(" | ")
 }
 
 /// Removes Trivy's `2024-01-01T00:00:00Z\tFATAL\t` prefix; says whether the level was an error.
@@ -227,7 +239,9 @@ fn strip_log_prefix(line: &str) -> (bool, String) {
     if !(is_stamp && is_level) {
         return (false, line.to_string());
     }
-    let rest: Vec<&str> = fields.filter(|f| !f.is_empty() && *f != "Fatal error").collect();
+    let rest: Vec<&str> = fields
+        .filter(|f| !f.is_empty() && *f != "Fatal error")
+        .collect();
     (matches!(level, "ERROR" | "FATAL"), rest.join(": "))
 }
 
@@ -256,12 +270,27 @@ mod tests {
 
     #[test]
     fn sorts_real_trivy_failures_by_their_cause() {
-        assert_eq!(classify_scan_failure(MANIFEST_UNKNOWN), ScanFailure::ImageNotFound);
-        assert_eq!(classify_scan_failure(BLOB_UNKNOWN), ScanFailure::BlobMissing);
-        assert_eq!(classify_scan_failure(UNAUTHORIZED), ScanFailure::RegistryAuth);
-        assert_eq!(classify_scan_failure(REFUSED), ScanFailure::RegistryUnreachable);
+        assert_eq!(
+            classify_scan_failure(MANIFEST_UNKNOWN),
+            ScanFailure::ImageNotFound
+        );
+        assert_eq!(
+            classify_scan_failure(BLOB_UNKNOWN),
+            ScanFailure::BlobMissing
+        );
+        assert_eq!(
+            classify_scan_failure(UNAUTHORIZED),
+            ScanFailure::RegistryAuth
+        );
+        assert_eq!(
+            classify_scan_failure(REFUSED),
+            ScanFailure::RegistryUnreachable
+        );
         assert_eq!(classify_scan_failure(NO_DB), ScanFailure::DbMissing);
-        assert_eq!(classify_scan_failure(NO_JAVA_DB), ScanFailure::JavaDbMissing);
+        assert_eq!(
+            classify_scan_failure(NO_JAVA_DB),
+            ScanFailure::JavaDbMissing
+        );
     }
 
     #[test]
@@ -284,22 +313,40 @@ mod tests {
     fn summary_keeps_the_fatal_line_and_the_registrys_words() {
         let summary = summarize_stderr(UNAUTHORIZED);
 
-        assert!(summary.contains("UNAUTHORIZED: authentication required"), "{summary}");
-        assert!(summary.contains("unable to find the specified image"), "{summary}");
-        assert!(!summary.contains("2026-12-03"), "timestamps are dropped: {summary}");
+        assert!(
+            summary.contains("UNAUTHORIZED: authentication required"),
+            "{summary}"
+        );
+        assert!(
+            summary.contains("unable to find the specified image"),
+            "{summary}"
+        );
+        assert!(
+            !summary.contains("2026-12-03"),
+            "timestamps are dropped: {summary}"
+        );
         assert!(!summary.contains("Fatal error"), "{summary}");
-        assert!(summary.chars().count() <= DETAIL_LINES * (DETAIL_LINE_CHARS + 4), "{summary}");
+        assert!(
+            summary.chars().count() <= DETAIL_LINES * (DETAIL_LINE_CHARS + 4),
+            "{summary}"
+        );
     }
 
     #[test]
     fn summary_starts_at_the_last_error_and_shows_few_lines() {
-        let noisy = format!("{}{NO_DB}", "2026-12-03T16:34:50Z\tINFO\tprogress\n".repeat(50));
+        let noisy = format!(
+            "{}{NO_DB}",
+            "2026-12-03T16:34:50Z\tINFO\tprogress\n".repeat(50)
+        );
         let summary = summarize_stderr(&noisy);
         assert!(summary.starts_with("run error: init error"), "{summary}");
         assert!(!summary.contains("progress"), "{summary}");
 
         let plain = (1..=10).map(|i| format!("line {i}\n")).collect::<String>();
-        assert_eq!(summarize_stderr(&plain), "line 7 | line 8 | line 9 | line 10");
+        assert_eq!(
+            summarize_stderr(&plain),
+            "line 7 | line 8 | line 9 | line 10"
+        );
         assert_eq!(summarize_stderr("\n \n"), "trivy wrote nothing on stderr");
     }
 
@@ -307,7 +354,10 @@ mod tests {
     fn summary_shortens_a_long_line_to_its_end() {
         let long = format!("{}THE CAUSE", "x".repeat(5000));
         let summary = summarize_stderr(&long);
-        assert!(summary.starts_with('…') && summary.ends_with("THE CAUSE"), "{summary}");
+        assert!(
+            summary.starts_with('…') && summary.ends_with("THE CAUSE"),
+            "{summary}"
+        );
         assert_eq!(summary.chars().count(), DETAIL_LINE_CHARS + 1);
     }
 }

@@ -127,7 +127,10 @@ pub struct Trivy {
 impl Trivy {
     /// A runner for `config`; nothing is started until a method is called.
     pub fn new(config: TrivyConfig) -> Trivy {
-        Trivy { config, output_limit: DEFAULT_OUTPUT_LIMIT }
+        Trivy {
+            config,
+            output_limit: DEFAULT_OUTPUT_LIMIT,
+        }
     }
 
     /// Refuses stdout beyond `bytes` instead of [`DEFAULT_OUTPUT_LIMIT`].
@@ -147,7 +150,10 @@ impl Trivy {
             .into_iter()
             .filter(|s| self.config.severities.is_empty() || self.config.severities.contains(s))
             .collect();
-        ScanOptions { severities, ignore_unfixed: self.config.ignore_unfixed }
+        ScanOptions {
+            severities,
+            ignore_unfixed: self.config.ignore_unfixed,
+        }
     }
 
     /// `trivy version --format json --cache-dir ..`: Trivy's version and the DB metadata.
@@ -178,7 +184,9 @@ impl Trivy {
     pub async fn download_db(&self) -> Result<(), TrivyError> {
         let what = "downloading the vulnerability DB";
         let args = command::download_db_args(&self.config);
-        let captured = self.run(what, &args, self.config.timeout + KILL_GRACE, false).await?;
+        let captured = self
+            .run(what, &args, self.config.timeout + KILL_GRACE, false)
+            .await?;
         if captured.status.success() {
             return Ok(());
         }
@@ -186,7 +194,12 @@ impl Trivy {
         let repositories = if self.config.db_repositories.is_empty() {
             "Trivy's default repositories".to_string()
         } else {
-            self.config.db_repositories.iter().map(|r| format!("`{r}`")).collect::<Vec<_>>().join(", ")
+            self.config
+                .db_repositories
+                .iter()
+                .map(|r| format!("`{r}`"))
+                .collect::<Vec<_>>()
+                .join(", ")
         };
         Err(TrivyError::DbDownloadFailed {
             repositories,
@@ -200,7 +213,10 @@ impl Trivy {
     pub async fn scan(&self, image: &str) -> Result<ScanReport, TrivyError> {
         check_image_ref(image)?;
         if !image.contains("@sha256:") {
-            debug!(image, "scanning an image by tag; its content may change between runs");
+            debug!(
+                image,
+                "scanning an image by tag; its content may change between runs"
+            );
         }
 
         let what = format!("scanning image `{image}`");
@@ -225,15 +241,20 @@ impl Trivy {
         let image = image.to_string();
 
         if killed_by_signal(&captured.status) {
-            return TrivyError::Crashed { what, status, detail };
+            return TrivyError::Crashed {
+                what,
+                status,
+                detail,
+            };
         }
         match classify_scan_failure(&stderr) {
-            ScanFailure::DbMissing => {
-                TrivyError::DbMissing { cache_dir: self.config.cache_dir.clone() }
-            }
-            ScanFailure::JavaDbMissing => {
-                TrivyError::JavaDbMissing { image, cache_dir: self.config.cache_dir.clone() }
-            }
+            ScanFailure::DbMissing => TrivyError::DbMissing {
+                cache_dir: self.config.cache_dir.clone(),
+            },
+            ScanFailure::JavaDbMissing => TrivyError::JavaDbMissing {
+                image,
+                cache_dir: self.config.cache_dir.clone(),
+            },
             ScanFailure::BlobMissing => TrivyError::BlobMissing { image, detail },
             ScanFailure::ImageNotFound => TrivyError::ImageNotFound { image, detail },
             ScanFailure::RegistryAuth => TrivyError::RegistryAuth { image, detail },
@@ -243,8 +264,16 @@ impl Trivy {
                 deadline: go_duration(self.config.timeout),
                 detail,
             },
-            ScanFailure::Crashed => TrivyError::Crashed { what, status, detail },
-            ScanFailure::Other => TrivyError::ScanFailed { image, status, detail },
+            ScanFailure::Crashed => TrivyError::Crashed {
+                what,
+                status,
+                detail,
+            },
+            ScanFailure::Other => TrivyError::ScanFailed {
+                image,
+                status,
+                detail,
+            },
         }
     }
 
@@ -257,7 +286,11 @@ impl Trivy {
         with_credentials: bool,
     ) -> Result<Captured, TrivyError> {
         let program = &self.config.program;
-        let credentials = self.config.credentials.as_ref().filter(|_| with_credentials);
+        let credentials = self
+            .config
+            .credentials
+            .as_ref()
+            .filter(|_| with_credentials);
         debug!(
             program = %program.display(),
             args = ?args,
@@ -273,17 +306,26 @@ impl Trivy {
 
         let captured = result.map_err(|failure| match failure {
             RunFailure::Spawn(error) if error.kind() == std::io::ErrorKind::NotFound => {
-                TrivyError::ProgramNotFound { program: program.clone() }
+                TrivyError::ProgramNotFound {
+                    program: program.clone(),
+                }
             }
-            RunFailure::Spawn(error) => TrivyError::Spawn { program: program.clone(), error },
-            RunFailure::Io(error) => TrivyError::Io { what: what.to_string(), error },
+            RunFailure::Spawn(error) => TrivyError::Spawn {
+                program: program.clone(),
+                error,
+            },
+            RunFailure::Io(error) => TrivyError::Io {
+                what: what.to_string(),
+                error,
+            },
             RunFailure::TimedOut => TrivyError::TimedOut {
                 what: what.to_string(),
                 deadline: go_duration(self.config.timeout.min(deadline)),
             },
-            RunFailure::StdoutTooLarge => {
-                TrivyError::OutputTooLarge { what: what.to_string(), limit: self.output_limit }
-            }
+            RunFailure::StdoutTooLarge => TrivyError::OutputTooLarge {
+                what: what.to_string(),
+                limit: self.output_limit,
+            },
         })?;
         debug!(
             status = %captured.status,
@@ -307,7 +349,10 @@ fn check_image_ref(image: &str) -> Result<(), TrivyError> {
     } else {
         return Ok(());
     };
-    Err(TrivyError::InvalidImageRef { image: image.escape_debug().to_string(), reason })
+    Err(TrivyError::InvalidImageRef {
+        image: image.escape_debug().to_string(),
+        reason,
+    })
 }
 
 fn killed_by_signal(status: &std::process::ExitStatus) -> bool {
@@ -342,8 +387,11 @@ fn parse_version(stdout: &[u8]) -> Result<TrivyVersion, TrivyError> {
         downloaded_at: OffsetDateTime,
     }
 
-    let raw: Raw = serde_json::from_slice(stdout)
-        .map_err(|error| TrivyError::VersionUnreadable { bytes: stdout.len(), error })?;
+    let raw: Raw =
+        serde_json::from_slice(stdout).map_err(|error| TrivyError::VersionUnreadable {
+            bytes: stdout.len(),
+            error,
+        })?;
     Ok(TrivyVersion {
         version: raw.version,
         db: raw.vulnerability_db.map(|db| DbMetadata {

@@ -58,7 +58,9 @@ pub(crate) async fn run(
         // Both pipes were requested above; without them the child is useless.
         group.kill();
         let _ = child.wait().await;
-        return Err(RunFailure::Io(io::Error::other("the child's pipes are missing")));
+        return Err(RunFailure::Io(io::Error::other(
+            "the child's pipes are missing",
+        )));
     };
 
     let finished = tokio::time::timeout(deadline, async {
@@ -73,7 +75,11 @@ pub(crate) async fn run(
     match finished {
         Ok(Ok((stdout, stderr_tail, status))) => {
             group.disarm();
-            Ok(Captured { status, stdout, stderr_tail })
+            Ok(Captured {
+                status,
+                stdout,
+                stderr_tail,
+            })
         }
         Ok(Err(failure)) => {
             group.kill();
@@ -107,7 +113,11 @@ async fn spawn(command: &mut Command) -> Result<tokio::process::Child, RunFailur
 async fn read_bounded(reader: impl AsyncRead + Unpin, limit: usize) -> Result<Vec<u8>, RunFailure> {
     let mut buffer = Vec::new();
     let cap = u64::try_from(limit).unwrap_or(u64::MAX).saturating_add(1);
-    reader.take(cap).read_to_end(&mut buffer).await.map_err(RunFailure::Io)?;
+    reader
+        .take(cap)
+        .read_to_end(&mut buffer)
+        .await
+        .map_err(RunFailure::Io)?;
     if buffer.len() > limit {
         return Err(RunFailure::StdoutTooLarge);
     }
@@ -145,7 +155,9 @@ struct ProcessGroup {
 
 impl ProcessGroup {
     fn of(pid: Option<u32>) -> Self {
-        ProcessGroup { id: pid.and_then(|pid| libc::pid_t::try_from(pid).ok()) }
+        ProcessGroup {
+            id: pid.and_then(|pid| libc::pid_t::try_from(pid).ok()),
+        }
     }
 
     fn kill(&mut self) {

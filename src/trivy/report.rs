@@ -66,16 +66,29 @@ pub fn parse_report(json: &[u8]) -> Result<ScanReport, ReportError> {
     let starts_an_object = json.iter().find(|b| !b.is_ascii_whitespace()) == Some(&b'{');
     if !starts_an_object {
         serde_json::from_slice::<IgnoredAny>(json).map_err(not_json)?;
-        return Err(ReportError::UnsupportedSchema { found: "none (not a JSON object)".into() });
+        return Err(ReportError::UnsupportedSchema {
+            found: "none (not a JSON object)".into(),
+        });
     }
-    let header: Header = serde_json::from_slice(json).map_err(|source| match source.classify() {
-        Category::Data => ReportError::UnsupportedSchema { found: "none".into() },
-        Category::Io | Category::Syntax | Category::Eof => not_json(source),
-    })?;
+    let header: Header =
+        serde_json::from_slice(json).map_err(|source| match source.classify() {
+            Category::Data => ReportError::UnsupportedSchema {
+                found: "none".into(),
+            },
+            Category::Io | Category::Syntax | Category::Eof => not_json(source),
+        })?;
     match &header.schema_version {
         Some(serde_json::Value::Number(n)) if n.as_u64() == Some(SCHEMA_VERSION) => {}
-        Some(other) => return Err(ReportError::UnsupportedSchema { found: other.to_string() }),
-        None => return Err(ReportError::UnsupportedSchema { found: "none".into() }),
+        Some(other) => {
+            return Err(ReportError::UnsupportedSchema {
+                found: other.to_string(),
+            });
+        }
+        None => {
+            return Err(ReportError::UnsupportedSchema {
+                found: "none".into(),
+            });
+        }
     }
 
     let report: Report =
@@ -101,7 +114,11 @@ fn normalise(report: Report) -> ScanReport {
         }
     }
 
-    ScanReport { artifact: report.artifact_name.unwrap_or_default(), os, findings }
+    ScanReport {
+        artifact: report.artifact_name.unwrap_or_default(),
+        os,
+        findings,
+    }
 }
 
 /// Just enough of a report to check its schema version.
@@ -178,7 +195,9 @@ impl Vulnerability {
             .unwrap_or_default()
             .values()
             .filter_map(|source| source.v3_score)
-            .fold(None, |best: Option<f64>, score| Some(best.map_or(score, |b| b.max(score))));
+            .fold(None, |best: Option<f64>, score| {
+                Some(best.map_or(score, |b| b.max(score)))
+            });
 
         Finding {
             vulnerability_id: self.vulnerability_id,

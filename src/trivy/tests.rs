@@ -12,8 +12,7 @@ use super::*;
 use crate::secret::Secret;
 
 /// A digest reference like the ones the plan hands to the scanner.
-const IMAGE: &str =
-    "127.0.0.1:5000/acme/app@sha256:714e48b3175a853ed3d15d80b1a8c23fecd522414cdd9d7c476549fbbf5eddc6";
+const IMAGE: &str = "127.0.0.1:5000/acme/app@sha256:714e48b3175a853ed3d15d80b1a8c23fecd522414cdd9d7c476549fbbf5eddc6";
 
 /// The smallest report Trivy 0.76 writes for an image with one finding.
 const ONE_FINDING: &str = r#"{"SchemaVersion": 2, "ArtifactName": "img",
@@ -32,7 +31,10 @@ fn fake_trivy(body: &str) -> (TempDir, PathBuf) {
 }
 
 fn trivy_at(program: &Path, cache: &Path) -> Trivy {
-    Trivy::new(TrivyConfig { program: program.to_path_buf(), ..TrivyConfig::new(cache) })
+    Trivy::new(TrivyConfig {
+        program: program.to_path_buf(),
+        ..TrivyConfig::new(cache)
+    })
 }
 
 /// Whether `pid` is gone or only a zombie waiting for its new parent to reap it.
@@ -40,7 +42,9 @@ fn is_dead(pid: u32) -> bool {
     match std::fs::read_to_string(format!("/proc/{pid}/stat")) {
         Err(_) => true,
         // The state follows the command name in parentheses: `123 (sleep) Z ...`.
-        Ok(stat) => stat.rsplit_once(')').is_some_and(|(_, rest)| rest.trim_start().starts_with('Z')),
+        Ok(stat) => stat
+            .rsplit_once(')')
+            .is_some_and(|(_, rest)| rest.trim_start().starts_with('Z')),
     }
 }
 
@@ -50,7 +54,10 @@ async fn a_hanging_trivy_is_killed_at_the_deadline_with_its_children() {
     let pid_file = dir.path().join("sleep.pid");
     std::fs::write(
         &program,
-        format!("#!/bin/sh\nsleep 600 &\necho $! > '{}'\nwait\n", pid_file.display()),
+        format!(
+            "#!/bin/sh\nsleep 600 &\necho $! > '{}'\nwait\n",
+            pid_file.display()
+        ),
     )
     .unwrap();
     let trivy = Trivy::new(TrivyConfig {
@@ -62,15 +69,26 @@ async fn a_hanging_trivy_is_killed_at_the_deadline_with_its_children() {
     let started = Instant::now();
     let err = trivy.scan(IMAGE).await.unwrap_err();
 
-    assert!(started.elapsed() < Duration::from_secs(30), "took {:?}", started.elapsed());
+    assert!(
+        started.elapsed() < Duration::from_secs(30),
+        "took {:?}",
+        started.elapsed()
+    );
     assert!(matches!(err, TrivyError::TimedOut { .. }), "{err:?}");
     let message = err.to_string();
-    assert!(message.contains(IMAGE) && message.contains("within 1s"), "{message}");
+    assert!(
+        message.contains(IMAGE) && message.contains("within 1s"),
+        "{message}"
+    );
     assert!(message.contains("killed"), "{message}");
 
     // The script's own child was in the killed process group. Dying takes the kernel a
     // moment after SIGKILL, so this polls for a bounded while instead of racing it.
-    let pid: u32 = std::fs::read_to_string(&pid_file).unwrap().trim().parse().unwrap();
+    let pid: u32 = std::fs::read_to_string(&pid_file)
+        .unwrap()
+        .trim()
+        .parse()
+        .unwrap();
     let deadline = Instant::now() + Duration::from_secs(10);
     while !is_dead(pid) && Instant::now() < deadline {
         tokio::time::sleep(Duration::from_millis(20)).await;
@@ -84,7 +102,10 @@ async fn a_crashing_trivy_is_reported_with_its_signal_and_last_words() {
         "echo 'panic: runtime error: invalid memory address or nil pointer dereference' >&2\n\
          kill -SEGV $$",
     );
-    let err = trivy_at(&program, dir.path()).scan(IMAGE).await.unwrap_err();
+    let err = trivy_at(&program, dir.path())
+        .scan(IMAGE)
+        .await
+        .unwrap_err();
 
     assert!(matches!(err, TrivyError::Crashed { .. }), "{err:?}");
     let message = err.to_string();
@@ -100,7 +121,10 @@ async fn a_failure_dragnet_does_not_recognise_keeps_the_exit_status_and_stderr()
          printf '2026-01-01T00:00:00Z\\tFATAL\\tFatal error\\tsomething unforeseen\\n' >&2\n\
          exit 3",
     );
-    let err = trivy_at(&program, dir.path()).scan(IMAGE).await.unwrap_err();
+    let err = trivy_at(&program, dir.path())
+        .scan(IMAGE)
+        .await
+        .unwrap_err();
 
     assert!(matches!(err, TrivyError::ScanFailed { .. }), "{err:?}");
     let message = err.to_string();
@@ -111,13 +135,19 @@ async fn a_failure_dragnet_does_not_recognise_keeps_the_exit_status_and_stderr()
 #[tokio::test]
 async fn garbage_on_stdout_is_refused_with_its_size() {
     let (dir, program) = fake_trivy("printf '<html>502 Bad Gateway</html>'");
-    let err = trivy_at(&program, dir.path()).scan(IMAGE).await.unwrap_err();
+    let err = trivy_at(&program, dir.path())
+        .scan(IMAGE)
+        .await
+        .unwrap_err();
 
     assert!(matches!(err, TrivyError::ReportUnusable { .. }), "{err:?}");
     let message = err.to_string();
     assert!(message.contains(IMAGE), "{message}");
     assert!(message.contains("not JSON (28 bytes)"), "{message}");
-    assert!(!message.contains("Bad Gateway"), "the output itself is not quoted: {message}");
+    assert!(
+        !message.contains("Bad Gateway"),
+        "the output itself is not quoted: {message}"
+    );
 }
 
 #[tokio::test]
@@ -128,7 +158,10 @@ async fn endless_output_is_cut_off_at_the_limit() {
 
     let err = trivy.scan(IMAGE).await.unwrap_err();
 
-    assert!(matches!(err, TrivyError::OutputTooLarge { limit: 65536, .. }), "{err:?}");
+    assert!(
+        matches!(err, TrivyError::OutputTooLarge { limit: 65536, .. }),
+        "{err:?}"
+    );
     assert!(err.to_string().contains("more than 65536 bytes"), "{err}");
 }
 
@@ -165,8 +198,15 @@ async fn credentials_reach_trivy_only_through_its_environment() {
     let argv = std::fs::read_to_string(&argv_file).unwrap();
     let env = std::fs::read_to_string(&env_file).unwrap();
     assert!(!argv.contains(password), "the password is in argv:\n{argv}");
-    assert!(env.lines().any(|l| l == format!("TRIVY_PASSWORD={password}")), "{env}");
-    assert!(env.lines().any(|l| l == "TRIVY_USERNAME=dragnet-bot"), "{env}");
+    assert!(
+        env.lines()
+            .any(|l| l == format!("TRIVY_PASSWORD={password}")),
+        "{env}"
+    );
+    assert!(
+        env.lines().any(|l| l == "TRIVY_USERNAME=dragnet-bot"),
+        "{env}"
+    );
     let args: Vec<&str> = argv.lines().collect();
     assert_eq!(args[..2], ["image", "--format=json"]);
     assert_eq!(args[args.len() - 2..], ["--", IMAGE]);
@@ -177,11 +217,17 @@ async fn credentials_reach_trivy_only_through_its_environment() {
 async fn a_missing_program_is_named_with_a_hint() {
     let dir = tempfile::tempdir().unwrap();
     let program = dir.path().join("no-such-trivy");
-    let err = trivy_at(&program, dir.path()).scan(IMAGE).await.unwrap_err();
+    let err = trivy_at(&program, dir.path())
+        .scan(IMAGE)
+        .await
+        .unwrap_err();
 
     assert!(matches!(err, TrivyError::ProgramNotFound { .. }), "{err:?}");
     let message = err.to_string();
-    assert!(message.contains("no-such-trivy") && message.contains("--trivy"), "{message}");
+    assert!(
+        message.contains("no-such-trivy") && message.contains("--trivy"),
+        "{message}"
+    );
 }
 
 #[tokio::test]
@@ -191,11 +237,17 @@ async fn refuses_image_refs_that_could_be_read_as_flags() {
 
     for image in ["--config=/tmp/evil.yaml", "-q", "", "reg/app\n--quiet"] {
         let err = trivy.scan(image).await.unwrap_err();
-        assert!(matches!(err, TrivyError::InvalidImageRef { .. }), "{image:?}: {err:?}");
+        assert!(
+            matches!(err, TrivyError::InvalidImageRef { .. }),
+            "{image:?}: {err:?}"
+        );
     }
     let err = trivy.scan("-q").await.unwrap_err();
     assert!(err.to_string().contains("starts with `-`"), "{err}");
-    assert!(!dir.path().join("ran").exists(), "trivy must not be started");
+    assert!(
+        !dir.path().join("ran").exists(),
+        "trivy must not be started"
+    );
 }
 
 #[tokio::test]
@@ -212,7 +264,10 @@ async fn a_failed_db_download_names_the_repositories() {
     let err = Trivy::new(config).download_db().await.unwrap_err();
 
     let message = err.to_string();
-    assert!(matches!(err, TrivyError::DbDownloadFailed { .. }), "{err:?}");
+    assert!(
+        matches!(err, TrivyError::DbDownloadFailed { .. }),
+        "{err:?}"
+    );
     assert!(
         message.contains("`127.0.0.1:5000/missing/db`, `mirror.test/db`"),
         "{message}"
@@ -259,7 +314,10 @@ fn scan_options_list_severities_most_severe_first() {
 
 fn real_trivy(cache: &Path) -> Trivy {
     let program = std::env::var_os("DRAGNET_TRIVY").unwrap_or_else(|| "trivy".into());
-    Trivy::new(TrivyConfig { program: program.into(), ..TrivyConfig::new(cache) })
+    Trivy::new(TrivyConfig {
+        program: program.into(),
+        ..TrivyConfig::new(cache)
+    })
 }
 
 #[tokio::test]
@@ -278,6 +336,9 @@ async fn real_trivy_refuses_to_scan_before_the_db_is_downloaded() {
 
     assert!(matches!(err, TrivyError::DbMissing { .. }), "{err:?}");
     let message = err.to_string();
-    assert!(message.contains(&cache.path().display().to_string()), "{message}");
+    assert!(
+        message.contains(&cache.path().display().to_string()),
+        "{message}"
+    );
     assert!(message.contains("download it first"), "{message}");
 }

@@ -12,7 +12,14 @@ async fn lists_the_matching_tagged_versions_as_json() {
     let owner = world.sandbox.owner().to_string();
     let registry = world.sandbox.registry_host();
     let output = run(&mut world.dragnet(&[
-        "discover", "--owner", &owner, "--pattern", PATTERN, "--registry", &registry, "--format",
+        "discover",
+        "--owner",
+        &owner,
+        "--pattern",
+        PATTERN,
+        "--registry",
+        &registry,
+        "--format",
         "json",
     ]))
     .await;
@@ -22,8 +29,17 @@ async fn lists_the_matching_tagged_versions_as_json() {
     let listed: BTreeSet<(String, String, String)> = rows
         .iter()
         .map(|r| {
-            let tags: Vec<&str> = r["tags"].as_array().unwrap().iter().map(|t| t.as_str().unwrap()).collect();
-            (r["package"].as_str().unwrap().into(), r["digest"].as_str().unwrap().into(), tags.join(","))
+            let tags: Vec<&str> = r["tags"]
+                .as_array()
+                .unwrap()
+                .iter()
+                .map(|t| t.as_str().unwrap())
+                .collect();
+            (
+                r["package"].as_str().unwrap().into(),
+                r["digest"].as_str().unwrap().into(),
+                tags.join(","),
+            )
         })
         .collect();
     let pushed: BTreeSet<(String, String, String)> = world
@@ -34,23 +50,57 @@ async fn lists_the_matching_tagged_versions_as_json() {
         .map(|v| (v.package.clone(), v.digest.clone(), v.tags.join(",")))
         .collect();
     assert_eq!(listed, pushed);
-    assert!(!listed.iter().any(|(p, _, _)| p == "products/bfx/sub/deeper"));
+    assert!(
+        !listed
+            .iter()
+            .any(|(p, _, _)| p == "products/bfx/sub/deeper")
+    );
 
-    let bwa = rows.iter().find(|r| r["package"] == "products/bfx/bwa").unwrap();
+    let bwa = rows
+        .iter()
+        .find(|r| r["package"] == "products/bfx/bwa")
+        .unwrap();
     let digest = bwa["digest"].as_str().unwrap();
-    assert_eq!(bwa["image"], format!("{registry}/{}/products/bfx/bwa@{digest}", owner.to_lowercase()));
+    assert_eq!(
+        bwa["image"],
+        format!(
+            "{registry}/{}/products/bfx/bwa@{digest}",
+            owner.to_lowercase()
+        )
+    );
 
     // The slash-named package went out encoded exactly once.
-    let paths: Vec<String> = world.sandbox.emulator.requests().into_iter().map(|r| r.path).collect();
-    assert!(paths.iter().any(|p| p.contains("/packages/container/products%2Fbfx%2Fbwa/versions")));
-    assert!(!paths.iter().any(|p| p.contains("%25")), "double encoding: {paths:?}");
+    let paths: Vec<String> = world
+        .sandbox
+        .emulator
+        .requests()
+        .into_iter()
+        .map(|r| r.path)
+        .collect();
+    assert!(
+        paths
+            .iter()
+            .any(|p| p.contains("/packages/container/products%2Fbfx%2Fbwa/versions"))
+    );
+    assert!(
+        !paths.iter().any(|p| p.contains("%25")),
+        "double encoding: {paths:?}"
+    );
 }
 
 #[tokio::test(flavor = "multi_thread")]
 async fn untagged_versions_are_kept_only_when_asked() {
     let world = World::start(RegistryModeChoice::Open).await;
     let owner = world.sandbox.owner().to_string();
-    let args = ["discover", "--owner", &owner, "--pattern", "products/bfx/samtools", "--format", "json"];
+    let args = [
+        "discover",
+        "--owner",
+        &owner,
+        "--pattern",
+        "products/bfx/samtools",
+        "--format",
+        "json",
+    ];
     let tagged: Vec<serde_json::Value> =
         serde_json::from_slice(&run(&mut world.dragnet(&args)).await.stdout).unwrap();
     let mut with_untagged = args.to_vec();
@@ -58,9 +108,20 @@ async fn untagged_versions_are_kept_only_when_asked() {
     let all: Vec<serde_json::Value> =
         serde_json::from_slice(&run(&mut world.dragnet(&with_untagged)).await.stdout).unwrap();
 
-    assert!(tagged.iter().all(|r| !r["tags"].as_array().unwrap().is_empty()));
-    let untagged: Vec<_> = all.iter().filter(|r| r["tags"].as_array().unwrap().is_empty()).collect();
-    assert_eq!(untagged.len(), 1, "the fixture has one untagged samtools version");
+    assert!(
+        tagged
+            .iter()
+            .all(|r| !r["tags"].as_array().unwrap().is_empty())
+    );
+    let untagged: Vec<_> = all
+        .iter()
+        .filter(|r| r["tags"].as_array().unwrap().is_empty())
+        .collect();
+    assert_eq!(
+        untagged.len(),
+        1,
+        "the fixture has one untagged samtools version"
+    );
     assert_eq!(all.len(), tagged.len() + 1);
 }
 
@@ -75,7 +136,10 @@ async fn the_actions_token_is_told_how_to_name_packages() {
     assert_eq!(output.status.code(), Some(1));
     let stderr = String::from_utf8_lossy(&output.stderr);
     assert!(stderr.contains("Invalid argument"), "{stderr}");
-    assert!(stderr.contains("--package"), "the hint names the way out: {stderr}");
+    assert!(
+        stderr.contains("--package"),
+        "the hint names the way out: {stderr}"
+    );
     assert!(!stderr.contains(world.sandbox.actions_token()));
 }
 
@@ -83,12 +147,18 @@ async fn the_actions_token_is_told_how_to_name_packages() {
 async fn bad_input_is_a_usage_error_naming_it() {
     let world = World::start(RegistryModeChoice::Open).await;
     let owner = world.sandbox.owner().to_string();
-    let output = run(&mut world.dragnet(&["discover", "--owner", &owner, "--pattern", "products/[bfx"])).await;
+    let output =
+        run(&mut world.dragnet(&["discover", "--owner", &owner, "--pattern", "products/[bfx"]))
+            .await;
     assert_eq!(output.status.code(), Some(2));
     let stderr = String::from_utf8_lossy(&output.stderr);
-    assert!(stderr.contains("invalid --pattern `products/[bfx`"), "{stderr}");
+    assert!(
+        stderr.contains("invalid --pattern `products/[bfx`"),
+        "{stderr}"
+    );
 
-    let output = run(&mut world.dragnet(&["scan", "--owner", &owner, "--scan-timeout", "soon"])).await;
+    let output =
+        run(&mut world.dragnet(&["scan", "--owner", &owner, "--scan-timeout", "soon"])).await;
     assert_eq!(output.status.code(), Some(2));
     assert!(String::from_utf8_lossy(&output.stderr).contains("--scan-timeout"));
 }

@@ -29,7 +29,11 @@ async fn scan_finds_exactly_the_fixture_cves_and_uploads_them() {
         .env("GITHUB_SHA", COMMIT_SHA)
         .env("GITHUB_REF", "refs/heads/main"))
     .await;
-    assert_eq!(output.status.code(), Some(3), "the broken image makes it a partial failure");
+    assert_eq!(
+        output.status.code(),
+        Some(3),
+        "the broken image makes it a partial failure"
+    );
     let out = world.path("out");
     let report = read_report(&out);
 
@@ -38,7 +42,10 @@ async fn scan_finds_exactly_the_fixture_cves_and_uploads_them() {
     let reported = reported_rows(&report);
     let missing: Vec<_> = expected.difference(&reported).collect();
     let extra: Vec<_> = reported.difference(&expected).collect();
-    assert!(missing.is_empty() && extra.is_empty(), "missing {missing:#?}\nextra {extra:#?}");
+    assert!(
+        missing.is_empty() && extra.is_empty(),
+        "missing {missing:#?}\nextra {extra:#?}"
+    );
     assert!(
         reported.contains(&(
             "products/bfx/samtools".into(),
@@ -60,33 +67,56 @@ async fn scan_finds_exactly_the_fixture_cves_and_uploads_them() {
         .map(|argv| argv.rsplit('@').next().unwrap().to_string())
         .collect();
     let unique: BTreeSet<String> = scanned.iter().cloned().collect();
-    assert_eq!(scanned.len(), unique.len(), "a digest was scanned twice: {scanned:#?}");
+    assert_eq!(
+        scanned.len(),
+        unique.len(),
+        "a digest was scanned twice: {scanned:#?}"
+    );
     assert_eq!(unique, digests);
     let report_digests: BTreeSet<String> = report.images.iter().map(|i| i.digest.clone()).collect();
     assert_eq!(report_digests, digests);
 
     // The broken image failed with its cause; every other image was scanned.
-    let broken = world.sandbox.digest_of("products/bfx/broken", "1.0").unwrap();
+    let broken = world
+        .sandbox
+        .digest_of("products/bfx/broken", "1.0")
+        .unwrap();
     let failures: Vec<&Failure> = report.failures.iter().collect();
     assert_eq!(failures.len(), 1, "{failures:#?}");
     match failures[0] {
-        Failure::Scan { digest, cause, refs, .. } => {
+        Failure::Scan {
+            digest,
+            cause,
+            refs,
+            ..
+        } => {
             assert_eq!(digest, &broken);
             assert_eq!(refs[0].package, "products/bfx/broken");
             let cause = cause.to_lowercase();
-            assert!(cause.contains("blob"), "the cause names the missing blob: {cause}");
+            assert!(
+                cause.contains("blob"),
+                "the cause names the missing blob: {cause}"
+            );
         }
         other => panic!("expected a scan failure, got {other:?}"),
     }
     for image in report.images.iter().filter(|i| i.digest != broken) {
-        assert_eq!(image.status, ImageStatus::Scanned, "{}: {:?}", image.image, image.cause);
+        assert_eq!(
+            image.status,
+            ImageStatus::Scanned,
+            "{}: {:?}",
+            image.image,
+            image.cause
+        );
     }
     assert_eq!(report.totals.images_failed, 1);
     assert_eq!(report.totals.images_scanned, digests.len() - 1);
 
     // SARIF that validates, with GitHub's severity equal to Trivy's.
-    let sarif_files: Vec<_> =
-        files_under(&out.join("sarif")).into_iter().filter(|p| p.extension().is_some_and(|e| e == "sarif")).collect();
+    let sarif_files: Vec<_> = files_under(&out.join("sarif"))
+        .into_iter()
+        .filter(|p| p.extension().is_some_and(|e| e == "sarif"))
+        .collect();
     assert!(!sarif_files.is_empty());
     for file in &sarif_files {
         assert_valid_sarif(file);
@@ -103,7 +133,10 @@ async fn scan_finds_exactly_the_fixture_cves_and_uploads_them() {
         for run in upload.sarif["runs"].as_array().unwrap() {
             let id = run["automationDetails"]["id"].as_str().unwrap().to_string();
             let results = run["results"].as_array().unwrap().len();
-            assert!(categories.insert(id, (run.clone(), results)).is_none(), "a category twice");
+            assert!(
+                categories.insert(id, (run.clone(), results)).is_none(),
+                "a category twice"
+            );
         }
     }
     let packages: BTreeSet<String> = world
@@ -113,25 +146,49 @@ async fn scan_finds_exactly_the_fixture_cves_and_uploads_them() {
         .filter(|v| matches_pattern(&v.package) && v.package != "products/bfx/broken")
         .map(|v| format!("dragnet/{}/", v.package))
         .collect();
-    assert_eq!(categories.keys().cloned().collect::<BTreeSet<_>>(), packages);
-    assert_eq!(categories["dragnet/products/bfx/clean/"].1, 0, "a clean image still uploads a run");
+    assert_eq!(
+        categories.keys().cloned().collect::<BTreeSet<_>>(),
+        packages
+    );
+    assert_eq!(
+        categories["dragnet/products/bfx/clean/"].1, 0,
+        "a clean image still uploads a run"
+    );
 
     // GitHub shows CRITICAL for zlib's CVE and HIGH for regreSSHion, as Trivy rated them.
     let (samtools, _) = &categories["dragnet/products/bfx/samtools/"];
     let severity_of = |id: &str| -> f64 {
         let rules = samtools["tool"]["driver"]["rules"].as_array().unwrap();
-        let rule = rules.iter().find(|r| r["id"] == id).unwrap_or_else(|| panic!("rule {id}"));
-        rule["properties"]["security-severity"].as_str().unwrap().parse().unwrap()
+        let rule = rules
+            .iter()
+            .find(|r| r["id"] == id)
+            .unwrap_or_else(|| panic!("rule {id}"));
+        rule["properties"]["security-severity"]
+            .as_str()
+            .unwrap()
+            .parse()
+            .unwrap()
     };
     assert!(severity_of("CVE-2023-45853") >= 9.0);
     assert!((7.0..9.0).contains(&severity_of("CVE-2024-6387")));
 
     // The summary names packages, tags and the failure.
     let summary = std::fs::read_to_string(out.join("summary.md")).unwrap();
-    for needle in ["products/bfx/samtools", "1.17", "products/bfx/broken", "blob"] {
-        assert!(summary.contains(needle), "summary.md lacks {needle}:\n{summary}");
+    for needle in [
+        "products/bfx/samtools",
+        "1.17",
+        "products/bfx/broken",
+        "blob",
+    ] {
+        assert!(
+            summary.contains(needle),
+            "summary.md lacks {needle}:\n{summary}"
+        );
     }
-    assert!(!summary.contains("products/bfx/sub/deeper"), "`*` does not cross `/`");
+    assert!(
+        !summary.contains("products/bfx/sub/deeper"),
+        "`*` does not cross `/`"
+    );
 
     // The token reached no file, no log line and no Trivy command line.
     let token = world.sandbox.token();
@@ -142,7 +199,11 @@ async fn scan_finds_exactly_the_fixture_cves_and_uploads_them() {
     }
     for file in files_under(&out) {
         let bytes = std::fs::read(&file).unwrap();
-        assert!(!String::from_utf8_lossy(&bytes).contains(token), "token in {}", file.display());
+        assert!(
+            !String::from_utf8_lossy(&bytes).contains(token),
+            "token in {}",
+            file.display()
+        );
     }
 }
 
@@ -165,7 +226,10 @@ async fn a_rerun_writes_identical_sarif_and_fingerprints() {
     };
     let (first, second) = (read_all("first"), read_all("second"));
     assert!(!first.is_empty());
-    assert_eq!(first, second, "SARIF differs between two runs over unchanged images");
+    assert_eq!(
+        first, second,
+        "SARIF differs between two runs over unchanged images"
+    );
     assert!(first[0].1.contains("partialFingerprints"));
 }
 
@@ -182,7 +246,10 @@ async fn basic_auth_registry_all_severities_use_trivys_rating_not_cvss() {
     let reported = reported_rows(&report);
     let missing: Vec<_> = expected.difference(&reported).collect();
     let extra: Vec<_> = reported.difference(&expected).collect();
-    assert!(missing.is_empty() && extra.is_empty(), "missing {missing:#?}\nextra {extra:#?}");
+    assert!(
+        missing.is_empty() && extra.is_empty(),
+        "missing {missing:#?}\nextra {extra:#?}"
+    );
 
     // NVD scores CVE-2019-1010022 9.8, Debian rates it low: Trivy says LOW, and so must GitHub.
     let finding = report
@@ -201,7 +268,11 @@ async fn basic_auth_registry_all_severities_use_trivys_rating_not_cvss() {
         .flat_map(|run| run["tool"]["driver"]["rules"].as_array().unwrap())
         .find(|r| r["id"] == "CVE-2019-1010022")
         .expect("a rule for CVE-2019-1010022");
-    let score: f64 = rule["properties"]["security-severity"].as_str().unwrap().parse().unwrap();
+    let score: f64 = rule["properties"]["security-severity"]
+        .as_str()
+        .unwrap()
+        .parse()
+        .unwrap();
     assert!(score < 4.0, "GitHub would show {score} instead of low");
     for file in files_under(&out.join("sarif")) {
         assert_valid_sarif(&file);
@@ -212,14 +283,32 @@ async fn basic_auth_registry_all_severities_use_trivys_rating_not_cvss() {
 async fn platform_filter_keeps_one_architecture() {
     let world = World::start(RegistryModeChoice::Open).await;
     let output = run(&mut world.scan("out", &["--platform", "linux/arm64"])).await;
-    assert_eq!(output.status.code(), Some(0), "every fixture image but one is amd64 only");
+    assert_eq!(
+        output.status.code(),
+        Some(0),
+        "every fixture image but one is amd64 only"
+    );
     let report = read_report(&world.path("out"));
 
-    let scanned: Vec<_> = report.images.iter().map(|i| (&i.refs[0].package, &i.platform)).collect();
+    let scanned: Vec<_> = report
+        .images
+        .iter()
+        .map(|i| (&i.refs[0].package, &i.platform))
+        .collect();
     assert_eq!(report.images.len(), 1, "{scanned:?}");
     assert_eq!(report.images[0].refs[0].package, "products/bfx/multiarch");
-    assert_eq!(report.images[0].platform.as_ref().unwrap().architecture, "arm64");
-    assert_eq!(world.trivy_calls().iter().filter(|c| c.contains("@sha256:")).count(), 1);
+    assert_eq!(
+        report.images[0].platform.as_ref().unwrap().architecture,
+        "arm64"
+    );
+    assert_eq!(
+        world
+            .trivy_calls()
+            .iter()
+            .filter(|c| c.contains("@sha256:"))
+            .count(),
+        1
+    );
 }
 
 #[tokio::test(flavor = "multi_thread")]
@@ -229,13 +318,28 @@ async fn ignore_unfixed_drops_findings_without_a_fix() {
     assert_eq!(output.status.code(), Some(3));
     let report = read_report(&world.path("out"));
 
-    let expected: std::collections::BTreeSet<Row> = dragnet_sandbox::fixture::expected_findings(&["CRITICAL", "HIGH"])
-        .into_iter()
-        .filter(|f| matches_pattern(&f.package) && f.fixed_version.is_some())
-        .map(|f| (f.package, f.tag, f.architecture, f.vulnerability_id, f.package_name, f.installed_version))
-        .collect();
+    let expected: std::collections::BTreeSet<Row> =
+        dragnet_sandbox::fixture::expected_findings(&["CRITICAL", "HIGH"])
+            .into_iter()
+            .filter(|f| matches_pattern(&f.package) && f.fixed_version.is_some())
+            .map(|f| {
+                (
+                    f.package,
+                    f.tag,
+                    f.architecture,
+                    f.vulnerability_id,
+                    f.package_name,
+                    f.installed_version,
+                )
+            })
+            .collect();
     assert!(!expected.is_empty());
     assert_eq!(reported_rows(&report), expected);
     let findings: Vec<_> = report.images.iter().flat_map(|i| &i.findings).collect();
-    assert!(!findings.iter().any(|f| f.vulnerability_id == "CVE-2023-45853"), "zlib has no fix");
+    assert!(
+        !findings
+            .iter()
+            .any(|f| f.vulnerability_id == "CVE-2023-45853"),
+        "zlib has no fix"
+    );
 }

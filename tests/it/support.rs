@@ -24,7 +24,9 @@ pub struct World {
 
 impl World {
     pub async fn start(mode: RegistryModeChoice) -> World {
-        let sandbox = Sandbox::start_temporary(mode).await.expect("starting the sandbox");
+        let sandbox = Sandbox::start_temporary(mode)
+            .await
+            .expect("starting the sandbox");
         let dir = tempfile::tempdir().unwrap();
         World { sandbox, dir }
     }
@@ -59,8 +61,16 @@ impl World {
         let out = self.path(output);
         let trivy = self.recording_trivy();
         let mut args: Vec<String> = [
-            "scan", "--owner", &owner, "--pattern", PATTERN, "--registry", &registry,
-            "--db-repository", &db, "--output-dir",
+            "scan",
+            "--owner",
+            &owner,
+            "--pattern",
+            PATTERN,
+            "--registry",
+            &registry,
+            "--db-repository",
+            &db,
+            "--output-dir",
         ]
         .iter()
         .map(|s| s.to_string())
@@ -72,7 +82,9 @@ impl World {
         let args: Vec<&str> = args.iter().map(String::as_str).collect();
         let mut command = self.dragnet(&args);
         if let Some((user, password)) = self.sandbox.registry_credentials() {
-            command.env("DRAGNET_REGISTRY_USERNAME", user).env("DRAGNET_REGISTRY_PASSWORD", password);
+            command
+                .env("DRAGNET_REGISTRY_USERNAME", user)
+                .env("DRAGNET_REGISTRY_PASSWORD", password);
         }
         command
     }
@@ -110,7 +122,9 @@ impl World {
 pub fn which(name: &str) -> PathBuf {
     std::env::var_os("PATH")
         .and_then(|paths| {
-            std::env::split_paths(&paths).map(|dir| dir.join(name)).find(|p| p.is_file())
+            std::env::split_paths(&paths)
+                .map(|dir| dir.join(name))
+                .find(|p| p.is_file())
         })
         .unwrap_or_else(|| panic!("`{name}` is not on PATH: run scripts/install-deps"))
 }
@@ -118,7 +132,10 @@ pub fn which(name: &str) -> PathBuf {
 /// Runs a command and returns its output, with stderr echoed for failing tests.
 pub async fn run(command: &mut tokio::process::Command) -> Output {
     let output = command.output().await.expect("running dragnet");
-    eprintln!("--- dragnet stderr ---\n{}", String::from_utf8_lossy(&output.stderr));
+    eprintln!(
+        "--- dragnet stderr ---\n{}",
+        String::from_utf8_lossy(&output.stderr)
+    );
     output
 }
 
@@ -135,7 +152,11 @@ pub type Row = (String, String, String, String, String, String);
 pub fn reported_rows(report: &Report) -> BTreeSet<Row> {
     let mut rows = BTreeSet::new();
     for image in &report.images {
-        let arch = image.platform.as_ref().map(|p| p.architecture.clone()).unwrap_or_default();
+        let arch = image
+            .platform
+            .as_ref()
+            .map(|p| p.architecture.clone())
+            .unwrap_or_default();
         for reference in &image.refs {
             for tag in &reference.tags {
                 for finding in &image.findings {
@@ -160,14 +181,23 @@ pub fn expected_rows(severities: &[&str]) -> BTreeSet<Row> {
         .into_iter()
         .filter(|f| matches_pattern(&f.package))
         .map(|f| {
-            (f.package, f.tag, f.architecture, f.vulnerability_id, f.package_name, f.installed_version)
+            (
+                f.package,
+                f.tag,
+                f.architecture,
+                f.vulnerability_id,
+                f.package_name,
+                f.installed_version,
+            )
         })
         .collect()
 }
 
 /// `products/bfx/*` with `*` not crossing `/`.
 pub fn matches_pattern(package: &str) -> bool {
-    package.strip_prefix("products/bfx/").is_some_and(|rest| !rest.contains('/'))
+    package
+        .strip_prefix("products/bfx/")
+        .is_some_and(|rest| !rest.contains('/'))
 }
 
 /// Every file under `dir`, recursively.
@@ -177,7 +207,11 @@ pub fn files_under(dir: &Path) -> Vec<PathBuf> {
     while let Some(dir) = stack.pop() {
         for entry in std::fs::read_dir(&dir).into_iter().flatten().flatten() {
             let path = entry.path();
-            if path.is_dir() { stack.push(path) } else { files.push(path) }
+            if path.is_dir() {
+                stack.push(path)
+            } else {
+                files.push(path)
+            }
         }
     }
     files.sort();

@@ -45,7 +45,11 @@ async fn reports_githubs_processing_errors_and_keeps_going() {
 
     let uploads = world.sandbox.emulator.uploads();
     assert_eq!(uploads.len(), 2);
-    assert!(uploads.iter().all(|u| u.git_ref == "refs/heads/main" && u.commit_sha == COMMIT_SHA));
+    assert!(
+        uploads
+            .iter()
+            .all(|u| u.git_ref == "refs/heads/main" && u.commit_sha == COMMIT_SHA)
+    );
 }
 
 #[tokio::test(flavor = "multi_thread")]
@@ -56,6 +60,9 @@ async fn a_missing_target_is_a_usage_error_before_anything_is_sent() {
     let output = run(&mut world.dragnet(&["upload", file.to_str().unwrap(), "--sha", "abc"])).await;
     assert_eq!(output.status.code(), Some(2));
     let stderr = String::from_utf8_lossy(&output.stderr);
-    assert!(stderr.contains("--repository") && stderr.contains("GITHUB_REPOSITORY"), "{stderr}");
+    assert!(
+        stderr.contains("--repository") && stderr.contains("GITHUB_REPOSITORY"),
+        "{stderr}"
+    );
     assert!(world.sandbox.emulator.uploads().is_empty());
 }

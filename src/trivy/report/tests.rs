@@ -142,8 +142,16 @@ fn normalises_every_vulnerability_of_every_result() {
     let report = parse_report(IMAGE_REPORT.as_bytes()).unwrap();
 
     assert_eq!(report.os.as_deref(), Some("debian 12.5"));
-    assert!(report.artifact.starts_with("127.0.0.1:5077/acme/app@sha256:714e48b3"));
-    let ids: Vec<_> = report.findings.iter().map(|f| f.vulnerability_id.as_str()).collect();
+    assert!(
+        report
+            .artifact
+            .starts_with("127.0.0.1:5077/acme/app@sha256:714e48b3")
+    );
+    let ids: Vec<_> = report
+        .findings
+        .iter()
+        .map(|f| f.vulnerability_id.as_str())
+        .collect();
     assert_eq!(ids, ["CVE-2023-5363", "CVE-2023-45853", "CVE-2024-27351"]);
 
     let openssl = &report.findings[0];
@@ -250,15 +258,24 @@ fn a_report_without_results_or_vulnerabilities_has_no_findings() {
 #[test]
 fn an_os_family_without_a_name_is_still_reported() {
     let json = r#"{"SchemaVersion": 2, "Metadata": {"OS": {"Family": "alpine"}}}"#;
-    assert_eq!(parse_report(json.as_bytes()).unwrap().os.as_deref(), Some("alpine"));
+    assert_eq!(
+        parse_report(json.as_bytes()).unwrap().os.as_deref(),
+        Some("alpine")
+    );
 }
 
 #[test]
 fn rejects_output_that_is_not_json_and_says_how_long_it_was() {
     let err = parse_report(b"<html>502 Bad Gateway</html>").unwrap_err();
-    assert!(matches!(err, ReportError::NotJson { bytes: 28, .. }), "{err:?}");
+    assert!(
+        matches!(err, ReportError::NotJson { bytes: 28, .. }),
+        "{err:?}"
+    );
     let message = err.to_string();
-    assert!(message.starts_with("trivy's output is not JSON (28 bytes)"), "{message}");
+    assert!(
+        message.starts_with("trivy's output is not JSON (28 bytes)"),
+        "{message}"
+    );
 
     let err = parse_report(b"").unwrap_err();
     assert!(err.to_string().contains("(0 bytes)"), "{err}");
@@ -271,7 +288,10 @@ fn rejects_output_that_is_not_json_and_says_how_long_it_was() {
 fn rejects_another_schema_version() {
     let err = parse_report(br#"{"SchemaVersion": 1, "Results": []}"#).unwrap_err();
     let message = err.to_string();
-    assert!(message.contains("schema version 1, expected 2"), "{message}");
+    assert!(
+        message.contains("schema version 1, expected 2"),
+        "{message}"
+    );
     assert!(message.contains("hint:"), "{message}");
 
     let err = parse_report(br#"{"Results": []}"#).unwrap_err();
