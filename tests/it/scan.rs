@@ -27,7 +27,8 @@ async fn scan_finds_exactly_the_fixture_cves_and_uploads_them() {
         .scan("out", &["--upload", "--poll-interval", "50ms"])
         .env("GITHUB_REPOSITORY", PIPELINES_REPOSITORY)
         .env("GITHUB_SHA", COMMIT_SHA)
-        .env("GITHUB_REF", "refs/heads/main"))
+        .env("GITHUB_REF", "refs/heads/main")
+        .env("GITHUB_STEP_SUMMARY", world.path("step-summary.md")))
     .await;
     assert_eq!(
         output.status.code(),
@@ -188,6 +189,11 @@ async fn scan_finds_exactly_the_fixture_cves_and_uploads_them() {
     assert!(
         !summary.contains("products/bfx/sub/deeper"),
         "`*` does not cross `/`"
+    );
+    let step_summary = std::fs::read_to_string(world.path("step-summary.md")).unwrap();
+    assert_eq!(
+        step_summary, summary,
+        "the summary is appended to $GITHUB_STEP_SUMMARY"
     );
 
     // The token reached no file, no log line and no Trivy command line.
