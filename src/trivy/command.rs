@@ -1,11 +1,9 @@
 //! Trivy's command lines and environment, built in one place.
 //!
-//! Every valued flag is written `--flag=value`, so no configured value (a cache dir, a DB
-//! repository) can be read as a flag, and the image comes last after `--`. Flags make the run
-//! independent of where dragnet is started: `--config=` and `--ignorefile=` stop Trivy from
-//! reading a `trivy.yaml` or `.trivyignore` in the working directory (both change findings),
-//! `--list-all-pkgs=false` keeps the report to vulnerabilities, and `--skip-version-check
-//! --disable-telemetry` keep Trivy from calling home from inside an organisation's CI.
+//! Valued flags are written `--flag=value`, so no configured value can be read as a flag, and
+//! the image comes last, after `--`. `--config=` and `--ignorefile=` keep a `trivy.yaml` or
+//! `.trivyignore` in the working directory from changing findings; `--skip-version-check
+//! --disable-telemetry` keep Trivy from calling home from an organisation's CI.
 
 use std::ffi::{OsStr, OsString};
 use std::path::Path;
@@ -135,9 +133,9 @@ pub(crate) fn go_duration(duration: Duration) -> String {
         let millis = duration.as_millis().max(1);
         return format!("{millis}ms");
     }
-    if secs % 3600 == 0 {
+    if secs.is_multiple_of(3600) {
         format!("{}h", secs / 3600)
-    } else if secs % 60 == 0 {
+    } else if secs.is_multiple_of(60) {
         format!("{}m", secs / 60)
     } else {
         format!("{secs}s")

@@ -42,7 +42,8 @@ pub enum TrivyError {
     TimedOut { what: String, deadline: String },
     /// Trivy's own `--timeout` passed and it gave up.
     #[error(
-        "{what}: trivy gave up after its --timeout of {deadline}: {detail}; hint: raise the scan timeout"
+        "{what}: trivy gave up after its --timeout of {deadline}: {detail}; hint: raise the \
+         scan timeout"
     )]
     TrivyTimedOut {
         what: String,
@@ -242,7 +243,30 @@ fn strip_log_prefix(line: &str) -> (bool, String) {
     let rest: Vec<&str> = fields
         .filter(|f| !f.is_empty() && *f != "Fatal error")
         .collect();
-    (matches!(level, "ERROR" | "FATAL"), rest.join(": "))
+    (
+        matches!(level, "ERROR" | "FATAL"),
+        strip_wrappers(&rest.join(": ")).to_string(),
+    )
+}
+
+/// The layers of Trivy's error chain that say nothing about the cause.
+const WRAPPERS: [&str; 8] = [
+    "run error: ",
+    "init error: ",
+    "image scan error: ",
+    "rootfs scan error: ",
+    "scan error: ",
+    "unable to initialize a scan service: ",
+    "unable to initialize artifact: ",
+    "unable to initialize container image: ",
+];
+
+/// Drops the leading [`WRAPPERS`] of an error chain.
+fn strip_wrappers(mut message: &str) -> &str {
+    while let Some(rest) = WRAPPERS.iter().find_map(|w| message.strip_prefix(w)) {
+        message = rest;
+    }
+    message
 }
 
 /// Keeps the end of a long line, where the wrapped error chain names the root cause.
@@ -260,13 +284,13 @@ fn shorten_front(line: &str) -> String {
 mod tests {
     use super::*;
 
-    // Captured from Trivy 0.76 scanning images in a local docker-registry 2.8.
-    const MANIFEST_UNKNOWN: &str = "2026-12-03T16:35:51Z\tFATAL\tFatal error\trun error: image scan error: scan error: unable to initialize a scan service: unable to initialize artifact: unable to initialize container image: unable to find the specified image \"127.0.0.1:5077/acme/app@sha256:0000000000000000000000000000000000000000000000000000000000000000\" in [\"remote\"]: 1 error occurred:\n\t* remote error: GET http://127.0.0.1:5077/v2/acme/app/manifests/sha256:0000000000000000000000000000000000000000000000000000000000000000: MANIFEST_UNKNOWN: manifest unknown; map[Name:acme/app Revision:sha256:0000000000000000000000000000000000000000000000000000000000000000]\n\n\n";
-    const BLOB_UNKNOWN: &str = "2026-12-03T16:35:57Z\tFATAL\tFatal error\trun error: image scan error: scan error: scan failed: failed analysis: analyze error: pipeline error: failed to analyze layer (sha256:ed11edac575ed072b39720a313a242f44c7091a5e5f8aa29f6d95f3b4e3a25a8): unable to get uncompressed layer sha256:ed11edac575ed072b39720a313a242f44c7091a5e5f8aa29f6d95f3b4e3a25a8: failed to get the layer content (sha256:ed11edac575ed072b39720a313a242f44c7091a5e5f8aa29f6d95f3b4e3a25a8): GET http://127.0.0.1:5077/v2/acme/broken/blobs/sha256:39c3898c27b956495557066334a3b94d4fb3d738efafcdea0962956013a220b8: BLOB_UNKNOWN: blob unknown to registry; sha256:39c3898c27b956495557066334a3b94d4fb3d738efafcdea0962956013a220b8\n";
-    const UNAUTHORIZED: &str = "2026-12-03T16:36:02Z\tFATAL\tFatal error\trun error: image scan error: scan error: unable to initialize a scan service: unable to initialize artifact: unable to initialize container image: unable to find the specified image \"127.0.0.1:5078/acme/app@sha256:714e48b3175a853ed3d15d80b1a8c23fecd522414cdd9d7c476549fbbf5eddc6\" in [\"remote\"]: 1 error occurred:\n\t* remote error: GET http://127.0.0.1:5078/v2/acme/app/manifests/sha256:714e48b3175a853ed3d15d80b1a8c23fecd522414cdd9d7c476549fbbf5eddc6: UNAUTHORIZED: authentication required; [map[Action:pull Class: Name:acme/app Type:repository]]\n\n\n";
-    const REFUSED: &str = "2026-12-03T16:35:51Z\tFATAL\tFatal error\trun error: image scan error: scan error: unable to initialize a scan service: unable to initialize artifact: unable to initialize container image: unable to find the specified image \"127.0.0.1:5099/acme/app@sha256:714e48b3175a853ed3d15d80b1a8c23fecd522414cdd9d7c476549fbbf5eddc6\" in [\"remote\"]: 1 error occurred:\n\t* remote error: Get \"https://127.0.0.1:5099/v2/\": dial tcp 127.0.0.1:5099: connect: connection refused; Get \"http://127.0.0.1:5099/v2/\": dial tcp 127.0.0.1:5099: connect: connection refused\n\n\n";
-    const NO_DB: &str = "2026-12-03T16:34:50Z\tERROR\t[vulndb] The first run cannot skip downloading DB\n2026-12-03T16:34:50Z\tFATAL\tFatal error\trun error: init error: DB error: database error: --skip-db-update cannot be specified on the first run\n";
-    const NO_JAVA_DB: &str = "2026-12-03T16:48:15Z\tFATAL\tFatal error\trun error: rootfs scan error: scan error: scan failed: failed analysis: post analysis error: post analysis error: Unable to initialize the Java DB: Java DB update failed: '--skip-java-db-update' cannot be specified on the first run\n";
+    // Trivy 0.76's stderr, captured scanning images in a local docker-registry 2.8.
+    const MANIFEST_UNKNOWN: &str = include_str!("testdata/manifest-unknown.stderr");
+    const BLOB_UNKNOWN: &str = include_str!("testdata/blob-unknown.stderr");
+    const UNAUTHORIZED: &str = include_str!("testdata/unauthorized.stderr");
+    const REFUSED: &str = include_str!("testdata/connection-refused.stderr");
+    const NO_DB: &str = include_str!("testdata/no-db.stderr");
+    const NO_JAVA_DB: &str = include_str!("testdata/no-java-db.stderr");
 
     #[test]
     fn sorts_real_trivy_failures_by_their_cause() {
@@ -318,7 +342,7 @@ mod tests {
             "{summary}"
         );
         assert!(
-            summary.contains("unable to find the specified image"),
+            summary.starts_with("unable to find the specified image"),
             "{summary}"
         );
         assert!(
@@ -339,7 +363,10 @@ mod tests {
             "2026-12-03T16:34:50Z\tINFO\tprogress\n".repeat(50)
         );
         let summary = summarize_stderr(&noisy);
-        assert!(summary.starts_with("run error: init error"), "{summary}");
+        assert!(
+            summary.starts_with("DB error: database error: --skip-db"),
+            "{summary}"
+        );
         assert!(!summary.contains("progress"), "{summary}");
 
         let plain = (1..=10).map(|i| format!("line {i}\n")).collect::<String>();

@@ -1,10 +1,10 @@
 //! The scan stage's one door to Trivy: the only place in dragnet that spawns a process.
 //!
-//! [`Trivy`] builds each command line in one place ([`command`]), runs it with no shell, a
-//! deliberate environment (registry credentials only as `TRIVY_USERNAME`/`TRIVY_PASSWORD`,
-//! inherited `TRIVY_*` removed) and a deadline after which the child's process group is killed
-//! ([`process`]), then reads stdout as Trivy's JSON report ([`parse_report`]). A failure is
-//! named after its cause from Trivy's stderr ([`TrivyError`]).
+//! [`Trivy`] builds each command line in one place (`command`) and runs it without a shell,
+//! with dragnet's environment less every `TRIVY_*`, `DRAGNET_*` and GitHub token variable
+//! (registry credentials go in as `TRIVY_USERNAME`/`TRIVY_PASSWORD`, never argv), under a
+//! deadline that kills its process group (`process`); stdout is read as the JSON report
+//! ([`parse_report`]), and a failure is named after the cause in stderr ([`TrivyError`]).
 
 mod command;
 mod error;

@@ -1,10 +1,9 @@
 //! Runs one child process with a deadline and bounded capture of its output.
 //!
-//! The child gets its own process group, so that when the deadline passes (or the caller drops
-//! the future) the whole group is killed with SIGKILL: a wrapper script or shim around Trivy
-//! cannot leave a grandchild behind that keeps the pipes open. The child is then reaped, so no
-//! zombie is left. stdout is read up to a limit and refused beyond it; stderr keeps its last
-//! bytes only, which is where Trivy writes the reason it failed.
+//! The child leads its own process group, and the whole group is killed (SIGKILL) when the
+//! deadline passes or the caller drops the future, so no grandchild of a wrapper script keeps
+//! the pipes open; the child is then reaped, so no zombie is left. stdout is refused beyond a
+//! limit; stderr keeps its last bytes, where Trivy writes why it failed.
 
 use std::io;
 use std::process::{ExitStatus, Stdio};

@@ -12,7 +12,8 @@ use super::*;
 use crate::secret::Secret;
 
 /// A digest reference like the ones the plan hands to the scanner.
-const IMAGE: &str = "127.0.0.1:5000/acme/app@sha256:714e48b3175a853ed3d15d80b1a8c23fecd522414cdd9d7c476549fbbf5eddc6";
+const IMAGE: &str = "127.0.0.1:5000/acme/app\
+    @sha256:714e48b3175a853ed3d15d80b1a8c23fecd522414cdd9d7c476549fbbf5eddc6";
 
 /// The smallest report Trivy 0.76 writes for an image with one finding.
 const ONE_FINDING: &str = r#"{"SchemaVersion": 2, "ArtifactName": "img",
@@ -173,7 +174,8 @@ async fn credentials_reach_trivy_only_through_its_environment() {
     std::fs::write(
         &program,
         format!(
-            "#!/bin/sh\nfor a in \"$@\"; do echo \"$a\"; done > '{}'\nenv > '{}'\ncat <<'EOF'\n{}\nEOF\n",
+            "#!/bin/sh\nfor a in \"$@\"; do echo \"$a\"; done > '{}'\nenv > '{}'\n\
+             cat <<'EOF'\n{}\nEOF\n",
             argv_file.display(),
             env_file.display(),
             ONE_FINDING
