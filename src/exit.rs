@@ -7,6 +7,12 @@
 //! | 2 | usage: invalid arguments or input |
 //! | 3 | partial failure: some images or uploads failed; the others were scanned and reported |
 //! | 4 | findings at or above `--fail-on` were found (and nothing failed) |
+//! | 130 | interrupted by SIGINT (Ctrl-C): running scans were stopped, what finished was written |
+//! | 143 | stopped by SIGTERM, likewise |
+//!
+//! 130 and 143 follow the shell's 128 + signal number, so a wrapper sees the same code whether
+//! dragnet wrote its partial results first or was killed outright; the targets left unscanned
+//! are recorded in results.json as failed with the cause "interrupted".
 
 /// How a run ended.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -16,6 +22,8 @@ pub enum Exit {
     Usage = 2,
     PartialFailure = 3,
     Findings = 4,
+    Interrupted = 130,
+    Terminated = 143,
 }
 
 impl Exit {

@@ -9,6 +9,10 @@
 //! [`RetryPolicy::max_wait`] fails at once with the time the limit resets, rather than hanging.
 //! Waiting goes through [`Pause`], so tests never sleep for real. Errors never carry a URL's
 //! query or a header, so no credential can reach a message.
+//!
+//! A try ends only when the whole answer has arrived: the body is read inside the try (up to
+//! [`BUFFER_LIMIT`]), so an answer cut short or stalled mid-body (see [`HttpTimeouts`]) is a
+//! transport error and retried like a reset connection, instead of failing in the caller.
 
 use std::future::Future;
 use std::pin::Pin;
@@ -46,6 +50,31 @@ impl Default for RetryPolicy {
         }
     }
 }
+
+/// How long a connection may take to open, and how long any one read of an answer may stall.
+///
+/// A stalled server costs at most `read` per try, so a request costs at most
+/// `(max_retries + 1) * (connect + read)` plus the backoff between tries.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct HttpTimeouts {
+    /// Opening the TCP (and TLS) connection.
+    pub connect: Duration,
+    /// Each read of the answer: the head, then every chunk of the body.
+    pub read: Duration,
+}
+
+impl Default for HttpTimeouts {
+    fn default() -> Self {
+        HttpTimeouts {
+            connect: Duration::from_secs(15),
+            read: Duration::from_secs(60),
+        }
+    }
+}
+
+/// The largest answer read whole inside a try; a larger one is handed on as a stream, whose
+/// failures are the caller's (dragnet reads JSON pages and manifests, far smaller than this).
+pub const BUFFER_LIMIT: usize = 64 * 1024 * 1024;
 
 /// A future that waits; boxed so that tests can swap the clock.
 pub type PauseFuture = Pin<Box<dyn Future<Output = ()> + Send>>;
@@ -120,13 +149,21 @@ enum TryFailure {
 }
 
 impl HttpClient {
-    /// A client with the default policy, Tokio's clock and at most `max_concurrent` requests in
-    /// flight.
+    /// A client with the default policy and timeouts, Tokio's clock and at most
+    /// `max_concurrent` requests in flight.
     pub fn new(max_concurrent: usize) -> Result<HttpClient, HttpError> {
+        HttpClient::with_timeouts(max_concurrent, HttpTimeouts::default())
+    }
+
+    /// A client like [`HttpClient::new`] with other timeouts.
+    pub fn with_timeouts(
+        max_concurrent: usize,
+        timeouts: HttpTimeouts,
+    ) -> Result<HttpClient, HttpError> {
         let client = reqwest::Client::builder()
             .user_agent(concat!("dragnet/", env!("CARGO_PKG_VERSION")))
-            .connect_timeout(Duration::from_secs(15))
-            .read_timeout(Duration::from_secs(60))
+            .connect_timeout(timeouts.connect)
+            .read_timeout(timeouts.read)
             .build()
             .map_err(|e| HttpError::Request {
                 what: "building the HTTP client".into(),
@@ -272,7 +309,13 @@ impl HttpClient {
         tracing::trace!(%method, %target, status = status.as_u16(), "response");
 
         match classify(status, response.headers(), SystemTime::now(), policy) {
-            Verdict::Done => Ok(response),
+            Verdict::Done => read_whole(response)
+                .await
+                .map_err(|reason| TryFailure::Retry {
+                    reason,
+                    status: None,
+                    wait: None,
+                }),
             Verdict::Retry { reason, wait } => Err(TryFailure::Retry {
                 reason,
                 status: Some(status),
@@ -358,6 +401,46 @@ fn classify(
         },
         _ => Verdict::Done,
     }
+}
+
+/// Reads the answer's body within the try and hands back an equivalent response, so that a body
+/// cut short or stalled fails the try (and is retried) rather than the caller's read. An answer
+/// larger than [`BUFFER_LIMIT`] is handed on as a stream after what was read.
+async fn read_whole(mut response: Response) -> Result<Response, String> {
+    if response
+        .content_length()
+        .is_some_and(|length| length > BUFFER_LIMIT as u64)
+    {
+        return Ok(response);
+    }
+    let mut parts = http::Response::new(());
+    *parts.status_mut() = response.status();
+    *parts.version_mut() = response.version();
+    *parts.headers_mut() = response.headers().clone();
+
+    let mut body = Vec::new();
+    loop {
+        match response.chunk().await {
+            Ok(Some(chunk)) => {
+                body.extend_from_slice(&chunk);
+                if body.len() > BUFFER_LIMIT {
+                    use futures::StreamExt as _;
+                    let read = futures::stream::once(async move { Ok::<_, reqwest::Error>(body) });
+                    let more = response
+                        .bytes_stream()
+                        .map(|chunk| chunk.map(|b| b.to_vec()));
+                    let rest = read.chain(more);
+                    let (parts, ()) = parts.into_parts();
+                    let streamed = reqwest::Body::wrap_stream(rest);
+                    return Ok(Response::from(http::Response::from_parts(parts, streamed)));
+                }
+            }
+            Ok(None) => break,
+            Err(error) => return Err(describe_transport_error(&error)),
+        }
+    }
+    let (parts, ()) = parts.into_parts();
+    Ok(Response::from(http::Response::from_parts(parts, body)))
 }
 
 /// A transport error in words, without the URL reqwest would print.
@@ -512,6 +595,58 @@ mod tests {
             waits[2] >= Duration::from_secs(3),
             "retry-after honoured: {waits:?}"
         );
+    }
+
+    /// A wiremock server answering `body`, behind a fault proxy that misbehaves once per
+    /// request key with `kind`, then lets the next try through.
+    async fn behind_one_fault(
+        kind: dragnet_sandbox::faults::FaultKind,
+        body: &str,
+    ) -> (wiremock::MockServer, dragnet_sandbox::faults::FaultProxy) {
+        use dragnet_sandbox::faults::{FaultPlan, FaultProxy};
+        use wiremock::matchers::method;
+        use wiremock::{Mock, MockServer, ResponseTemplate};
+
+        let server = MockServer::start().await;
+        Mock::given(method("GET"))
+            .respond_with(ResponseTemplate::new(200).set_body_string(body))
+            .mount(&server)
+            .await;
+        let plan = FaultPlan::new(3, 1.0)
+            .kinds(&[kind])
+            .max_in_a_row(1)
+            .stall(Duration::from_secs(10));
+        let proxy = FaultProxy::start(&server.address().to_string(), plan)
+            .await
+            .unwrap();
+        (server, proxy)
+    }
+
+    #[tokio::test]
+    async fn a_body_cut_short_or_stalled_is_retried_like_a_reset() {
+        use dragnet_sandbox::faults::FaultKind;
+
+        let body = "x".repeat(10_000);
+        for kind in [FaultKind::Truncate, FaultKind::Stall, FaultKind::Reset] {
+            let (_server, proxy) = behind_one_fault(kind, &body).await;
+            let timeouts = HttpTimeouts {
+                connect: Duration::from_secs(2),
+                read: Duration::from_millis(300),
+            };
+            let pause = Arc::new(RecordedPause::default());
+            let client = HttpClient::with_timeouts(2, timeouts)
+                .unwrap()
+                .with_pause(pause.clone());
+            let url = format!("{}/page", proxy.url());
+            let response = client
+                .send("fetching a page", || client.inner().get(&url))
+                .await
+                .unwrap();
+
+            assert_eq!(response.text().await.unwrap(), body, "{kind:?}");
+            assert_eq!(proxy.requests().len(), 2, "{kind:?}: one fault, one retry");
+            assert_eq!(pause.0.lock().unwrap().len(), 1, "{kind:?}");
+        }
     }
 
     #[tokio::test]

@@ -6,6 +6,8 @@
 
 use serde::{Deserialize, Serialize};
 
+use crate::filter::Selection;
+
 /// Everything discovery found for one owner.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Inventory {
@@ -18,6 +20,9 @@ pub struct Inventory {
     /// Packages whose versions could not be listed, with the reason.
     #[serde(default)]
     pub failures: Vec<PackageFailure>,
+    /// What the version filters left out, summed over the packages.
+    #[serde(default)]
+    pub selection: Selection,
 }
 
 /// A package discovery could name but not list.
@@ -36,6 +41,28 @@ pub struct Package {
     pub repository: Option<String>,
     /// The versions kept after filtering, newest first as the API returns them.
     pub versions: Vec<Version>,
+    /// Where the versions came from: the Packages API, or the registry's tag list when the API
+    /// would not list them.
+    #[serde(default, skip_serializing_if = "VersionSource::is_api")]
+    pub source: VersionSource,
+}
+
+/// Where a package's versions were read.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum VersionSource {
+    /// The Packages API's version list: ids, digests, tags and times.
+    #[default]
+    Api,
+    /// The registry's `/v2/<name>/tags/list`, each tag resolved to its digest: no ids (0) and
+    /// no times.
+    RegistryTags,
+}
+
+impl VersionSource {
+    fn is_api(&self) -> bool {
+        *self == VersionSource::Api
+    }
 }
 
 /// One package version: a manifest digest and the tags that point at it.

@@ -10,6 +10,7 @@
 
 pub mod cli;
 pub mod exit;
+pub mod filter;
 pub mod finding;
 pub mod github;
 pub mod http;
@@ -18,7 +19,9 @@ pub mod output;
 pub mod plan;
 pub mod registry;
 pub mod report;
+pub mod result_cache;
 pub mod sarif;
 pub mod scan;
 pub mod secret;
+pub mod shard;
 pub mod trivy;

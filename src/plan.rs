@@ -8,6 +8,7 @@ use std::collections::BTreeMap;
 
 use serde::{Deserialize, Serialize};
 
+use crate::filter::Selection;
 use crate::inventory::{Inventory, Version};
 
 /// The work a scan will do, with everything the report needs to name what it covered.
@@ -23,6 +24,10 @@ pub struct Plan {
     pub targets: Vec<ScanTarget>,
     /// Versions the registry could not resolve, with the reason.
     pub unresolved: Vec<ResolveFailure>,
+    /// What discovery's filters left out, and the untagged versions recognised as platforms of
+    /// a tagged multi-platform image.
+    #[serde(default)]
+    pub selection: Selection,
 }
 
 /// A package as the plan knows it.
@@ -104,6 +109,9 @@ pub struct Resolution {
     pub version: Version,
     /// The platform manifests to scan, or why there are none.
     pub manifests: Result<Vec<PlatformManifest>, String>,
+    /// For an untagged version, the digest of the tagged index in the same package that lists
+    /// it: it is scanned as that image's platform, not as an orphan.
+    pub platform_of: Option<String>,
 }
 
 /// Folds resolved versions into a deduplicated plan.
@@ -124,7 +132,17 @@ pub fn build(inventory: &Inventory, resolutions: Vec<Resolution>) -> Plan {
         })
         .collect();
 
+    let mut selection = inventory.selection;
     for resolution in resolutions {
+        if let Some(index) = &resolution.platform_of {
+            tracing::debug!(
+                "{}@{}: a platform of {index}, scanned through it",
+                resolution.package,
+                resolution.version.digest
+            );
+            selection.platform_children += 1;
+            continue;
+        }
         let manifests = match resolution.manifests {
             Ok(manifests) => manifests,
             Err(cause) => {
@@ -173,6 +191,7 @@ pub fn build(inventory: &Inventory, resolutions: Vec<Resolution>) -> Plan {
             .collect(),
         targets,
         unresolved,
+        selection,
     }
 }
 
@@ -203,12 +222,14 @@ mod tests {
             name: name.to_string(),
             repository: None,
             versions: vec![],
+            source: Default::default(),
         };
         Inventory {
             owner: "Acme".into(),
             registry: "ghcr.io".into(),
             packages: vec![package("a"), package("b")],
             failures: vec![],
+            selection: Selection::default(),
         }
     }
 
@@ -219,16 +240,19 @@ mod tests {
                 package: "a".into(),
                 version: version("sha256:1", &["1.0", "latest"]),
                 manifests: Ok(vec![manifest("sha256:1", 10)]),
+                platform_of: None,
             },
             Resolution {
                 package: "b".into(),
                 version: version("sha256:1", &["stable"]),
                 manifests: Ok(vec![manifest("sha256:1", 10)]),
+                platform_of: None,
             },
             Resolution {
                 package: "b".into(),
                 version: version("sha256:idx", &["multi"]),
                 manifests: Ok(vec![manifest("sha256:2", 50), manifest("sha256:1", 10)]),
+                platform_of: None,
             },
         ];
         let plan = build(&inventory(), resolutions);
@@ -258,6 +282,7 @@ mod tests {
             package: "a".into(),
             version: version("sha256:gone", &["old"]),
             manifests: Err("manifest unknown".into()),
+            platform_of: None,
         }];
         let plan = build(&inventory(), resolutions);
         assert!(plan.targets.is_empty());

@@ -70,25 +70,32 @@ pub async fn scan_all(
     trivy: &crate::trivy::Trivy,
     targets: &[crate::plan::ScanTarget],
     concurrency: usize,
+    cache: Option<&crate::result_cache::ResultCache>,
+) -> Vec<ScanResult> {
+    let never = std::future::pending::<String>();
+    scan_until(trivy, targets, concurrency, cache, never).await
+}
+
+/// [`scan_all`], until `stop` resolves with a cause (a signal): then no new scan starts, the
+/// running ones are dropped — which kills their Trivy process groups — and every target
+/// without a result is recorded as failed with that cause. Finished results are kept.
+pub async fn scan_until(
+    trivy: &crate::trivy::Trivy,
+    targets: &[crate::plan::ScanTarget],
+    concurrency: usize,
+    cache: Option<&crate::result_cache::ResultCache>,
+    stop: impl std::future::Future<Output = String>,
 ) -> Vec<ScanResult> {
     use futures::StreamExt;
 
     let total = targets.len();
     let done = std::sync::atomic::AtomicUsize::new(0);
-    let mut results: Vec<(usize, ScanResult)> = futures::stream::iter(targets.iter().enumerate())
+    let scans = futures::stream::iter(targets.iter().enumerate())
         .map(|(index, target)| {
             let done = &done;
             async move {
                 let started = std::time::Instant::now();
-                let outcome = match trivy.scan(&target.image).await {
-                    Ok(report) => Outcome::Scanned {
-                        os: report.os,
-                        findings: report.findings,
-                    },
-                    Err(error) => Outcome::Failed {
-                        cause: error.to_string(),
-                    },
-                };
+                let outcome = scan_one(trivy, target, cache).await;
                 let duration_ms = started.elapsed().as_millis() as u64;
                 let finished = done.fetch_add(1, std::sync::atomic::Ordering::Relaxed) + 1;
                 let name = target_name(target);
@@ -111,11 +118,79 @@ pub async fn scan_all(
                 (index, result)
             }
         })
-        .buffer_unordered(concurrency.max(1))
+        .buffer_unordered(concurrency.max(1));
+
+    let mut results: Vec<Option<ScanResult>> = targets.iter().map(|_| None).collect();
+    let stopped = {
+        futures::pin_mut!(scans);
+        futures::pin_mut!(stop);
+        loop {
+            tokio::select! {
+                next = scans.next() => match next {
+                    Some((index, result)) => results[index] = Some(result),
+                    None => break None,
+                },
+                cause = &mut stop => break Some(cause),
+            }
+        }
+        // Leaving this block drops the running scans, and with them their Trivy children.
+    };
+
+    let cause = stopped.unwrap_or_default();
+    let stopped_here = results.iter().filter(|r| r.is_none()).count();
+    if stopped_here > 0 {
+        tracing::warn!("{stopped_here} of {total} images were not scanned: {cause}");
+    }
+    results
+        .into_iter()
+        .zip(targets)
+        .map(|(result, target)| {
+            result.unwrap_or_else(|| ScanResult {
+                digest: target.digest.clone(),
+                image: target.image.clone(),
+                duration_ms: 0,
+                outcome: Outcome::Failed {
+                    cause: cause.clone(),
+                },
+            })
+        })
         .collect()
-        .await;
-    results.sort_by_key(|(index, _)| *index);
-    results.into_iter().map(|(_, result)| result).collect()
+}
+
+/// One target's outcome: the cached result when there is one, else a fresh scan (cached if it
+/// succeeded). Failures are never cached: the next run tries again.
+async fn scan_one(
+    trivy: &crate::trivy::Trivy,
+    target: &crate::plan::ScanTarget,
+    cache: Option<&crate::result_cache::ResultCache>,
+) -> Outcome {
+    use crate::result_cache::CachedScan;
+
+    if let Some(hit) = cache.and_then(|cache| cache.get(&target.digest)) {
+        tracing::debug!("{}: reusing the cached result", target.digest);
+        return Outcome::Scanned {
+            os: hit.os,
+            findings: hit.findings,
+        };
+    }
+    match trivy.scan(&target.image).await {
+        Ok(report) => {
+            let scan = CachedScan {
+                os: report.os,
+                findings: report.findings,
+            };
+            if let Some(cache) = cache {
+                cache.put(&target.digest, &scan);
+            }
+            Outcome::Scanned {
+                os: scan.os,
+                findings: scan.findings,
+            }
+        }
+        Err(error) => Outcome::Failed {
+            cause: error.to_string(),
+        },
+    }
 }
 
 /// How a target is named in logs: its first package and tags, platform and short digest.

@@ -2,6 +2,7 @@
 //! token modes, test images carrying real package databases, and a Trivy vulnerability DB built
 //! with the real BoltDB library. Used by the tests and the local demo, never by the product.
 
+pub mod faults;
 pub mod fixture;
 pub mod github;
 pub mod oci;

@@ -7,7 +7,6 @@ use serde::Serialize;
 use super::{DiscoverArgs, Failure, Format};
 use crate::exit::Exit;
 use crate::github::discover::discover;
-use crate::http::HttpClient;
 use crate::inventory::Inventory;
 
 /// One row of `--format json`.
@@ -22,7 +21,7 @@ struct Row<'a> {
 }
 
 pub(super) async fn run(args: DiscoverArgs) -> Result<Exit, Failure> {
-    let http = HttpClient::new(16)?;
+    let http = args.github.http(16)?;
     let github = args.github.client(&http)?;
     let inventory = discover(&github, &args.select.options(8)?).await?;
 

@@ -3,7 +3,11 @@
 //! Each subcommand lives in its own module and returns an [`Exit`]; errors that stop a command
 //! are printed here with their cause chain. Data goes to stdout, the story of the run to stderr.
 
+mod actions;
 mod discover;
+mod interrupt;
+mod merge;
+mod plan;
 mod scan;
 mod upload;
 
@@ -43,6 +47,10 @@ enum Command {
     Scan(Box<ScanArgs>),
     /// Upload SARIF files to GitHub code scanning and wait until GitHub has processed them.
     Upload(UploadArgs),
+    /// Discover and resolve once, and cut the unique images into shards for a job matrix.
+    Plan(Box<PlanArgs>),
+    /// Combine the shards' scan runs into one results.json, summary and SARIF.
+    Merge(MergeArgs),
 }
 
 /// How to reach GitHub.
@@ -56,14 +64,24 @@ struct GitHubArgs {
     /// read:packages; uploading needs security-events: write.
     #[arg(long, env = "GITHUB_TOKEN", hide_env_values = true, value_parser = parse_secret)]
     token: Option<Secret>,
+
+    /// How long opening a connection to GitHub or the registry may take (tests shorten it).
+    #[arg(long, env = "DRAGNET_HTTP_CONNECT_TIMEOUT", default_value = "15s",
+          value_parser = parse_duration, hide = true)]
+    http_connect_timeout: Duration,
+
+    /// How long one read of an HTTP answer may stall before the try fails and is retried.
+    #[arg(long, env = "DRAGNET_HTTP_READ_TIMEOUT", default_value = "60s",
+          value_parser = parse_duration, hide = true)]
+    http_read_timeout: Duration,
 }
 
 /// What to discover.
 #[derive(Debug, Args)]
 struct SelectArgs {
     /// The organization or user that owns the packages.
-    #[arg(long)]
-    owner: String,
+    #[arg(long, required = true)]
+    owner: Option<String>,
 
     /// Whether the owner is an organization or a user; asked of GitHub when not given.
     #[arg(long, value_enum)]
@@ -107,6 +125,7 @@ struct DiscoverArgs {
 }
 
 #[derive(Debug, Args)]
+#[command(mut_arg("owner", |owner| owner.required(false).required_unless_present("plan")))]
 struct ScanArgs {
     #[command(flatten)]
     github: GitHubArgs,
@@ -145,6 +164,11 @@ struct ScanArgs {
     #[arg(long)]
     ignore_unfixed: bool,
 
+    /// Scan every image again instead of reusing results cached for the same digest, Trivy
+    /// version, vulnerability DB and options.
+    #[arg(long)]
+    rescan: bool,
+
     /// Where dragnet and Trivy keep their caches (the vulnerability DB, image layers); safe to
     /// delete at any time.
     #[arg(long, env = "DRAGNET_CACHE_DIR")]
@@ -165,6 +189,16 @@ struct ScanArgs {
     /// Upload the SARIF to code scanning after the scan.
     #[arg(long)]
     upload: bool,
+
+    /// Scan the images of a plan written by `dragnet plan` instead of discovering them; the
+    /// discovery options are not used. Writes scan-run.json for `dragnet merge`.
+    #[arg(long, value_name = "FILE")]
+    plan: Option<PathBuf>,
+
+    /// Scan only this share of the plan (I/N, from `dragnet plan`'s matrix). Upload after
+    /// `dragnet merge`: a shard's SARIF would replace other shards' findings.
+    #[arg(long, value_name = "I/N", requires = "plan", conflicts_with = "upload")]
+    shard: Option<crate::shard::ShardSpec>,
 
     #[command(flatten)]
     target: TargetArgs,
@@ -192,6 +226,53 @@ struct TargetArgs {
     /// How many times to ask before giving up on an upload's processing.
     #[arg(long, default_value_t = 60, hide = true)]
     max_polls: usize,
+}
+
+#[derive(Debug, Args)]
+struct PlanArgs {
+    #[command(flatten)]
+    github: GitHubArgs,
+    #[command(flatten)]
+    select: SelectArgs,
+
+    /// Plan only this platform of multi-platform images (repeatable), as os/arch[/variant].
+    #[arg(long = "platform", value_name = "OS/ARCH", value_parser = parse_platform)]
+    platforms: Vec<Platform>,
+
+    /// The registry username; ghcr.io accepts any name with a token as the password.
+    #[arg(long, env = "DRAGNET_REGISTRY_USERNAME", default_value = "dragnet")]
+    registry_username: String,
+
+    /// The registry password; defaults to the GitHub token.
+    #[arg(long, env = "DRAGNET_REGISTRY_PASSWORD", hide_env_values = true, value_parser = parse_secret)]
+    registry_password: Option<Secret>,
+
+    /// Cut the unique images into at most this many shards of about equal work (by size).
+    #[arg(long, default_value_t = 1, value_parser = clap::value_parser!(u16).range(1..=256))]
+    shards: u16,
+
+    /// Where to write the plan.
+    #[arg(long, default_value = "plan.json")]
+    output: PathBuf,
+}
+
+#[derive(Debug, Args)]
+struct MergeArgs {
+    /// The plan the shards scanned, as `dragnet plan` wrote it.
+    #[arg(long, value_name = "FILE")]
+    plan: PathBuf,
+
+    /// Where results.json, summary.md and the SARIF files are written.
+    #[arg(long, default_value = "dragnet-results")]
+    output_dir: PathBuf,
+
+    /// Exit with code 4 when a finding at or above this severity is found.
+    #[arg(long, value_name = "SEVERITY")]
+    fail_on: Option<Severity>,
+
+    /// The shards' output directories, or their scan-run.json files.
+    #[arg(required = true, value_name = "PATH")]
+    runs: Vec<PathBuf>,
 }
 
 #[derive(Debug, Args)]
@@ -254,6 +335,9 @@ pub fn main() -> i32 {
         }
     };
     init_logging(cli.verbose, cli.quiet);
+    if std::env::var("GITHUB_ACTIONS").is_ok_and(|v| v == "true") {
+        mask_in_actions(&cli.command.secrets());
+    }
 
     let runtime = match tokio::runtime::Builder::new_multi_thread()
         .enable_all()
@@ -270,6 +354,8 @@ pub fn main() -> i32 {
             Command::Discover(args) => discover::run(args).await,
             Command::Scan(args) => scan::run(*args).await,
             Command::Upload(args) => upload::run(args).await,
+            Command::Plan(args) => plan::run(*args).await,
+            Command::Merge(args) => merge::run(args).await,
         }
     });
     match outcome {
@@ -281,6 +367,35 @@ pub fn main() -> i32 {
             }
             failure.exit.code()
         }
+    }
+}
+
+/// Tells the Actions runner to mask each secret in the job's log: the runner consumes
+/// `::add-mask::VALUE` lines from stdout and never shows them, and from then on prints `***` for
+/// the value wherever a step would print it (see GitHub's workflow commands).
+fn mask_in_actions(secrets: &[&Secret]) {
+    use std::io::Write as _;
+
+    let mut stdout = std::io::stdout().lock();
+    for secret in secrets {
+        for line in secret.expose().lines().filter(|l| !l.trim().is_empty()) {
+            let _ = writeln!(stdout, "::add-mask::{line}");
+        }
+    }
+    let _ = stdout.flush();
+}
+
+impl Command {
+    /// The credentials this command holds, for masking.
+    fn secrets(&self) -> Vec<&Secret> {
+        let (github, password) = match self {
+            Command::Discover(args) => (&args.github, None),
+            Command::Scan(args) => (&args.github, args.registry_password.as_ref()),
+            Command::Upload(args) => (&args.github, None),
+            Command::Plan(args) => (&args.github, args.registry_password.as_ref()),
+            Command::Merge(_) => return Vec::new(),
+        };
+        github.token.iter().chain(password).collect()
     }
 }
 
@@ -327,6 +442,18 @@ fn init_logging(verbose: u8, quiet: bool) {
 }
 
 impl GitHubArgs {
+    /// The HTTP layer shared by the GitHub and registry clients, with the configured timeouts.
+    fn http(&self, max_concurrent: usize) -> Result<crate::http::HttpClient, Failure> {
+        let timeouts = crate::http::HttpTimeouts {
+            connect: self.http_connect_timeout,
+            read: self.http_read_timeout,
+        };
+        Ok(crate::http::HttpClient::with_timeouts(
+            max_concurrent,
+            timeouts,
+        )?)
+    }
+
     fn client(
         &self,
         http: &crate::http::HttpClient,
@@ -344,7 +471,9 @@ impl SelectArgs {
     ) -> Result<crate::github::discover::DiscoverOptions, Failure> {
         crate::github::discover::compile_patterns(&self.patterns).map_err(Failure::usage)?;
         Ok(crate::github::discover::DiscoverOptions {
-            owner: self.owner.clone(),
+            owner: self.owner.clone().ok_or_else(|| {
+                Failure::usage(anyhow::anyhow!("no owner: pass --owner ORG"))
+            })?,
             owner_kind: self.owner_type,
             patterns: self.patterns.clone(),
             packages: self.packages.clone(),

@@ -4,6 +4,7 @@
 use std::path::{Path, PathBuf};
 use std::time::Instant;
 
+use super::interrupt::Stop;
 use super::{Failure, ScanArgs};
 use crate::exit::Exit;
 use crate::finding::Severity;
@@ -11,9 +12,10 @@ use crate::github::discover::discover;
 use crate::http::HttpClient;
 use crate::output::{append, write_atomic};
 use crate::registry::{Credentials, RegistryClient, RegistryConfig, resolve};
+use crate::result_cache::ResultCache;
 use crate::report::{Report, results_json, summary_markdown};
 use crate::sarif::SarifOptions;
-use crate::scan::{ScanOptions, ScanRun, scan_all};
+use crate::scan::{ScanOptions, ScanRun, scan_until};
 use crate::trivy::{RegistryCredentials, Trivy, TrivyConfig};
 
 pub(super) async fn run(args: ScanArgs) -> Result<Exit, Failure> {
@@ -36,35 +38,34 @@ pub(super) async fn run(args: ScanArgs) -> Result<Exit, Failure> {
     severities.sort_by(|a, b| b.cmp(a));
     severities.dedup();
 
-    // Discover.
-    let http = HttpClient::new(16)?;
+    // Discover, resolve and plan; or read the plan that `dragnet plan` wrote.
+    // From here on SIGINT and SIGTERM stop the run gracefully (see `interrupt`).
+    let interrupt = super::interrupt::Interrupt::listen()?;
+    let http = args.github.http(16)?;
     let github = args.github.client(&http)?;
-    let inventory = discover(&github, &args.select.options(8)?).await?;
-
-    // Resolve and plan.
     let password = args
         .registry_password
         .clone()
         .or_else(|| args.github.token.clone());
-    let registry = RegistryClient::new(
-        RegistryConfig {
-            host: args.select.registry.clone(),
-            credentials: password.clone().map(|password| Credentials {
-                username: args.registry_username.clone(),
-                password,
-            }),
-            platforms: args.platforms.clone(),
-        },
-        http.clone(),
-    );
-    let resolutions = resolve(&registry, &inventory, 8).await;
-    let plan = crate::plan::build(&inventory, resolutions);
-    tracing::info!(
-        "planned {} unique images from {} packages ({} versions could not be resolved)",
-        plan.targets.len(),
-        plan.packages.len(),
-        plan.unresolved.len()
-    );
+    let credentials = password.clone().map(|password| Credentials {
+        username: args.registry_username.clone(),
+        password,
+    });
+    let loaded = match &args.plan {
+        Some(path) => Some(super::plan::load(path, args.shard)?),
+        None => None,
+    };
+    let plan = match &loaded {
+        Some(loaded) => loaded.plan.clone(),
+        None => {
+            let planning =
+                discover_and_plan(&github, &http, &args.select, &args.platforms, credentials);
+            interrupt
+                .until(planning)
+                .await
+                .map_err(Stop::before_results)??
+        }
+    };
 
     // Scan: the DB once, then every target.
     let trivy = Trivy::new(TrivyConfig {
@@ -84,10 +85,25 @@ pub(super) async fn run(args: ScanArgs) -> Result<Exit, Failure> {
     let mut trivy_version = trivy.version().await?;
     if !plan.targets.is_empty() {
         tracing::info!("downloading the vulnerability DB");
-        trivy.download_db().await?;
+        interrupt
+            .until(trivy.download_db())
+            .await
+            .map_err(Stop::before_results)??;
         trivy_version = trivy.version().await?;
     }
-    let results = scan_all(&trivy, &plan.targets, concurrency).await;
+    let options = ScanOptions { severities: severities.clone(), ignore_unfixed: args.ignore_unfixed };
+    let result_cache = match (&trivy_version.db, args.rescan) {
+        (Some(db), false) => Some(ResultCache::new(
+            &cache_dir.join("results"),
+            &trivy_version.version,
+            &db.updated_at_rfc3339(),
+            &options,
+        )),
+        _ => None,
+    };
+    let stopped = async { interrupt.wait().await.cause() };
+    let cache = result_cache.as_ref();
+    let results = scan_until(&trivy, &plan.targets, concurrency, cache, stopped).await;
     let run = ScanRun {
         started_at: started_at.clone(),
         duration_ms: started.elapsed().as_millis() as u64,
@@ -100,20 +116,30 @@ pub(super) async fn run(args: ScanArgs) -> Result<Exit, Failure> {
         results,
     };
 
-    // Report.
-    let report = Report::build(&plan, &run);
-    let sarif_files = write_outputs(&args.output_dir, &report)?;
-    let summary = summary_markdown(&report);
-    if let Some(step_summary) = std::env::var_os("GITHUB_STEP_SUMMARY") {
-        append(Path::new(&step_summary), summary.as_bytes())?;
+    // Report; a run from a plan also leaves its raw results for `dragnet merge`.
+    if let Some(loaded) = &loaded {
+        super::merge::write_shard_run(&args.output_dir, loaded, &run)?;
     }
+    let report = Report::build(&plan, &run);
+    let sarif_files = publish(&args.output_dir, &report)?;
     let failed = report.has_failures();
+    if let Some(stop) = interrupt.received() {
+        tracing::warn!(
+            "stopped by {}: wrote the results of the images scanned before it; nothing uploaded",
+            stop.name()
+        );
+        return Ok(stop.exit());
+    }
 
     // Upload.
     let mut upload_failed = false;
     if let Some(target) = upload_target {
-        let receipts =
-            super::upload::upload_all(&github, &target, &sarif_files, &args.target).await;
+        let uploading = super::upload::upload_all(&github, &target, &sarif_files, &args.target);
+        let Ok(receipts) = interrupt.until(uploading).await else {
+            let stop = interrupt.received().unwrap_or(Stop::Interrupt);
+            tracing::warn!("stopped by {} while uploading; results were written", stop.name());
+            return Ok(stop.exit());
+        };
         upload_failed = !receipts.iter().all(|r| r.succeeded());
         write_atomic(
             &args.output_dir.join("uploads.json"),
@@ -134,8 +160,51 @@ pub(super) async fn run(args: ScanArgs) -> Result<Exit, Failure> {
     Ok(exit_code(failed || upload_failed, worst, args.fail_on))
 }
 
+/// Resolves the discovered versions' tags to digests and folds them into a plan.
+pub(super) async fn discover_and_plan(
+    github: &crate::github::GitHubClient,
+    http: &HttpClient,
+    select: &super::SelectArgs,
+    platforms: &[crate::plan::Platform],
+    credentials: Option<Credentials>,
+) -> Result<crate::plan::Plan, Failure> {
+    // Discover.
+    let inventory = discover(github, &select.options(8)?).await?;
+
+    // Resolve and plan.
+    let registry = RegistryClient::new(
+        RegistryConfig {
+            host: select.registry.clone(),
+            credentials,
+            platforms: platforms.to_vec(),
+        },
+        http.clone(),
+    );
+    let resolutions = resolve(&registry, &inventory, 8).await;
+    let plan = crate::plan::build(&inventory, resolutions);
+    tracing::info!(
+        "planned {} unique images from {} packages ({} versions could not be resolved)",
+        plan.targets.len(),
+        plan.packages.len(),
+        plan.unresolved.len()
+    );
+    Ok(plan)
+}
+
+/// Writes the report's files, appends its summary to the job summary, and hands GitHub Actions
+/// its annotations and step outputs; returns the SARIF paths.
+pub(super) fn publish(dir: &Path, report: &Report) -> Result<Vec<PathBuf>, Failure> {
+    let sarif_files = write_outputs(dir, report)?;
+    if let Some(step_summary) = std::env::var_os("GITHUB_STEP_SUMMARY") {
+        append(Path::new(&step_summary), summary_markdown(report).as_bytes())?;
+    }
+    super::actions::annotate(report);
+    super::actions::set_outputs(&super::actions::report_outputs(report, dir))?;
+    Ok(sarif_files)
+}
+
 /// Failures outrank findings: a run that could not see everything says so first.
-fn exit_code(failed: bool, worst: Option<Severity>, fail_on: Option<Severity>) -> Exit {
+pub(super) fn exit_code(failed: bool, worst: Option<Severity>, fail_on: Option<Severity>) -> Exit {
     if failed {
         Exit::PartialFailure
     } else if fail_on.is_some_and(|threshold| worst.is_some_and(|worst| worst >= threshold)) {
@@ -162,9 +231,9 @@ fn write_outputs(dir: &Path, report: &Report) -> Result<Vec<PathBuf>, Failure> {
     }
     let options = SarifOptions::default();
     let mut paths = Vec::new();
-    for (index, log) in crate::sarif::build(report, &options).iter().enumerate() {
+    for (index, log) in crate::sarif::build(report, &options).logs.iter().enumerate() {
         let path = sarif_dir.join(format!("dragnet-{:03}.sarif", index + 1));
-        write_atomic(&path, serde_json::to_string_pretty(log)?.as_bytes())?;
+        write_atomic(&path, crate::sarif::sarif_json(log).as_bytes())?;
         paths.push(path);
     }
     tracing::info!("wrote {} and {} SARIF files", dir.display(), paths.len());
@@ -187,7 +256,7 @@ fn cache_dir(given: Option<&Path>) -> Result<PathBuf, Failure> {
     Ok(base.join("dragnet"))
 }
 
-fn now_rfc3339() -> String {
+pub(super) fn now_rfc3339() -> String {
     time::OffsetDateTime::now_utc()
         .format(&time::format_description::well_known::Rfc3339)
         .unwrap_or_default()

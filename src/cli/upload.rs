@@ -9,7 +9,6 @@ use super::{Failure, TargetArgs, UploadArgs};
 use crate::exit::Exit;
 use crate::github::GitHubClient;
 use crate::github::code_scanning::UploadTarget;
-use crate::http::HttpClient;
 
 /// What happened to one SARIF file.
 #[derive(Debug, Clone, Serialize)]
@@ -30,7 +29,7 @@ impl UploadReceipt {
 pub(super) async fn run(args: UploadArgs) -> Result<Exit, Failure> {
     let target = args.target.upload_target()?;
     let files = sarif_files(&args.paths).map_err(Failure::usage)?;
-    let http = HttpClient::new(4)?;
+    let http = args.github.http(4)?;
     let github = args.github.client(&http)?;
 
     let receipts = upload_all(&github, &target, &files, &args.target).await;

@@ -1,17 +1,27 @@
 //! Discovery: an owner's container packages and their versions, through the Packages API.
 //!
-//! Package names are matched against `--pattern` globs whose `*` does not cross `/`, so
-//! `products/bfx/*` keeps `products/bfx/bwa` but not `products/bfx/sub/tool`. A package whose
-//! versions cannot be listed is recorded as a failure and discovery goes on; only a failure to
-//! list the owner's packages at all stops the run.
+//! Package names are matched against `--pattern` globs whose `*` does not cross `/`, and
+//! versions against the [`VersionFilter`]. Tokens that cannot list (the Actions `GITHUB_TOKEN`)
+//! name packages instead; where even a package's versions are refused, the registry's own tag
+//! list stands in. A package that cannot be read is recorded as a failure and discovery goes on;
+//! only a failure to list the owner's packages, or a rate-limit budget too short to finish,
+//! stops the run, and that one before it has spent anything.
+
+use std::collections::BTreeMap;
+use std::path::Path;
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use futures::StreamExt;
 use globset::{GlobBuilder, GlobSet, GlobSetBuilder};
 use reqwest::StatusCode;
 use serde::Deserialize;
+use url::Url;
 
+use super::rate_limit::{Verdict, clock_time, in_words, judge};
 use super::{GitHubClient, GitHubError, encode_segment};
-use crate::inventory::{Inventory, Package, PackageFailure, Version};
+use crate::filter::{Selection, VersionFilter};
+use crate::inventory::{Inventory, Package, PackageFailure, Version, VersionSource};
+use crate::registry::{RegistryClient, RegistryError};
 
 /// Whether an owner is an organization or a user: their packages live under different paths.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
@@ -42,12 +52,15 @@ pub struct DiscoverOptions {
     /// Exact package names to read instead of listing the owner's packages (the way out for
     /// tokens that cannot list, such as the Actions `GITHUB_TOKEN`).
     pub packages: Vec<String>,
-    /// Keep versions without tags.
-    pub include_untagged: bool,
+    /// Which versions of each package to keep.
+    pub filter: VersionFilter,
     /// The registry the packages are pulled from (`ghcr.io`).
     pub registry: String,
     /// How many packages to read at once.
     pub concurrency: usize,
+    /// The longest wait for a rate-limit reset dragnet accepts; a listing that would need a
+    /// longer one stops before it starts.
+    pub max_wait: Duration,
 }
 
 /// A `--pattern` that is not a valid glob.
@@ -341,6 +354,7 @@ pub async fn discover(
         registry: options.registry.clone(),
         packages,
         failures,
+        selection: Default::default(),
     })
 }
 
@@ -382,6 +396,7 @@ async fn read_package(
         name: name.to_string(),
         repository,
         versions,
+        source: Default::default(),
     })
 }
 

@@ -7,14 +7,21 @@
 
 pub mod code_scanning;
 pub mod discover;
+pub mod etag;
 pub mod link;
+pub mod rate_limit;
+
+use std::sync::Arc;
+use std::sync::atomic::{AtomicUsize, Ordering};
 
 use reqwest::StatusCode;
+use reqwest::header::{ETAG, IF_NONE_MATCH};
 use serde::de::DeserializeOwned;
 use url::Url;
 
 use crate::http::{HttpClient, HttpError};
 use crate::secret::Secret;
+use etag::{CachedAnswer, EtagCache};
 
 /// GitHub's REST API version dragnet is written against.
 const API_VERSION: &str = "2022-11-28";
@@ -57,6 +64,28 @@ pub struct GitHubClient {
     http: HttpClient,
     api_url: Url,
     token: Option<Secret>,
+    etags: Option<EtagCache>,
+    calls: Arc<CallCounts>,
+}
+
+/// How many GETs a client made, and how many of them GitHub answered `304 Not Modified`
+/// (which do not count against the rate limit).
+#[derive(Debug, Default)]
+pub struct CallCounts {
+    gets: AtomicUsize,
+    not_modified: AtomicUsize,
+}
+
+impl CallCounts {
+    /// GETs answered (any status), retries not counted.
+    pub fn gets(&self) -> usize {
+        self.gets.load(Ordering::Relaxed)
+    }
+
+    /// GETs answered `304` from the ETag cache.
+    pub fn not_modified(&self) -> usize {
+        self.not_modified.load(Ordering::Relaxed)
+    }
 }
 
 /// The largest JSON answer dragnet reads from GitHub (a page of 100 versions is ~100 KiB).
@@ -86,7 +115,20 @@ impl GitHubClient {
             http,
             api_url: url,
             token,
+            etags: None,
+            calls: Arc::default(),
         })
+    }
+
+    /// Keeps GET answers in `cache` and revalidates them with `If-None-Match`.
+    pub fn with_etag_cache(mut self, cache: EtagCache) -> Self {
+        self.etags = Some(cache);
+        self
+    }
+
+    /// The GETs this client (and its clones) made so far.
+    pub fn calls(&self) -> &CallCounts {
+        &self.calls
     }
 
     /// The HTTP layer, shared with other clients.
@@ -138,16 +180,12 @@ impl GitHubClient {
         what: &str,
         url: Url,
     ) -> Result<(T, Option<Url>), GitHubError> {
-        self.check_origin(&url, what)?;
-        let response = self
-            .http
-            .send(what, || self.request(reqwest::Method::GET, url.clone()))
-            .await?;
-        let next = response
-            .headers()
-            .get("link")
-            .and_then(|v| v.to_str().ok())
-            .and_then(link::next_url)
+        let (body, next) = self.get_body(what, url).await?;
+        let value = serde_json::from_slice(&body).map_err(|e| GitHubError::Decode {
+            what: what.to_string(),
+            detail: e.to_string(),
+        })?;
+        let next = next
             .map(|next| {
                 Url::parse(&next).map_err(|e| GitHubError::Decode {
                     what: what.to_string(),
@@ -155,8 +193,69 @@ impl GitHubClient {
                 })
             })
             .transpose()?;
-        let value = read_json(what, response).await?;
         Ok((value, next))
+    }
+
+    /// GETs a successful answer's body and `rel="next"` link, revalidating a cached answer
+    /// when there is one: a `304` answers from the cache.
+    async fn get_body(
+        &self,
+        what: &str,
+        url: Url,
+    ) -> Result<(Vec<u8>, Option<String>), GitHubError> {
+        self.check_origin(&url, what)?;
+        let key = self
+            .etags
+            .as_ref()
+            .map(|_| EtagCache::key(url.as_str(), self.token.as_ref()));
+        let cached = match (&self.etags, &key) {
+            (Some(cache), Some(key)) => cache.get(key),
+            _ => None,
+        };
+        let response = self
+            .http
+            .send(what, || {
+                let request = self.request(reqwest::Method::GET, url.clone());
+                match &cached {
+                    Some(cached) => request.header(IF_NONE_MATCH, &cached.etag),
+                    None => request,
+                }
+            })
+            .await?;
+        self.calls.gets.fetch_add(1, Ordering::Relaxed);
+
+        let status = response.status();
+        if status == StatusCode::NOT_MODIFIED
+            && let Some(cached) = cached
+        {
+            self.calls.not_modified.fetch_add(1, Ordering::Relaxed);
+            tracing::trace!("{what}: not modified since the cached answer");
+            return Ok((cached.body, cached.next));
+        }
+        let next = response
+            .headers()
+            .get("link")
+            .and_then(|v| v.to_str().ok())
+            .and_then(link::next_url);
+        let etag = response
+            .headers()
+            .get(ETAG)
+            .and_then(|v| v.to_str().ok())
+            .map(str::to_string);
+        let body = read_capped(what, response).await?;
+        if !status.is_success() {
+            return Err(status_error(what, status, &body));
+        }
+        if let (Some(cache), Some(key), Some(etag)) = (&self.etags, &key, etag) {
+            let answer = CachedAnswer {
+                etag,
+                next: next.clone(),
+                body,
+            };
+            cache.put(key, &answer);
+            return Ok((answer.body, next));
+        }
+        Ok((body, next))
     }
 
     /// GETs every page of a list, following `Link: rel="next"`.
@@ -204,25 +303,30 @@ async fn read_json<T: DeserializeOwned>(
     let status = response.status();
     let body = read_capped(what, response).await?;
     if !status.is_success() {
-        let message = serde_json::from_slice::<serde_json::Value>(&body)
-            .ok()
-            .and_then(|v| {
-                v.get("message")
-                    .and_then(|m| m.as_str())
-                    .map(str::to_string)
-            })
-            .unwrap_or_else(|| String::from_utf8_lossy(&body).chars().take(200).collect());
-        return Err(GitHubError::Status {
-            what: what.to_string(),
-            status,
-            message,
-            hint: None,
-        });
+        return Err(status_error(what, status, &body));
     }
     serde_json::from_slice(&body).map_err(|e| GitHubError::Decode {
         what: what.to_string(),
         detail: e.to_string(),
     })
+}
+
+/// An error answer as [`GitHubError::Status`], with GitHub's `message` when it sent one.
+fn status_error(what: &str, status: StatusCode, body: &[u8]) -> GitHubError {
+    let message = serde_json::from_slice::<serde_json::Value>(body)
+        .ok()
+        .and_then(|v| {
+            v.get("message")
+                .and_then(|m| m.as_str())
+                .map(str::to_string)
+        })
+        .unwrap_or_else(|| String::from_utf8_lossy(body).chars().take(200).collect());
+    GitHubError::Status {
+        what: what.to_string(),
+        status,
+        message,
+        hint: None,
+    }
 }
 
 /// Reads a body, refusing one larger than [`MAX_BODY`].

@@ -803,14 +803,17 @@ async fn resolve_keeps_going_past_failures_and_orders_the_result() {
                 name: "b".into(),
                 repository: None,
                 versions: vec![version(&good.manifest.digest)],
+                source: Default::default(),
             },
             Package {
                 name: "a".into(),
                 repository: None,
                 versions: vec![version(&missing), version(&good.manifest.digest)],
+                source: Default::default(),
             },
         ],
         failures: vec![],
+        selection: Default::default(),
     };
 
     let resolutions = resolve(&client(&server, None, &[]), &inventory, 2).await;

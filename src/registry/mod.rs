@@ -10,6 +10,7 @@
 pub mod auth;
 pub mod manifest;
 pub mod reference;
+pub mod tags;
 
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
@@ -17,12 +18,12 @@ use std::sync::{Arc, Mutex};
 use futures::StreamExt as _;
 use oci_spec::image::{Descriptor, ImageManifest};
 use reqwest::header::{ACCEPT, CONTENT_TYPE, WWW_AUTHENTICATE};
-use reqwest::{RequestBuilder, Response, StatusCode};
+use reqwest::{Method, RequestBuilder, Response, StatusCode};
 use serde::Deserialize;
 use tracing::{debug, info, warn};
 
 use crate::http::{HttpClient, HttpError};
-use crate::inventory::Inventory;
+use crate::inventory::{Inventory, Package, Version};
 use crate::plan::{Platform, PlatformManifest, Resolution};
 use crate::secret::Secret;
 
@@ -114,6 +115,16 @@ pub enum RegistryError {
     Challenge { what: String, detail: String },
 }
 
+/// What the registry says about one package version.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct ResolvedVersion {
+    /// The platform manifests to scan.
+    pub manifests: Vec<PlatformManifest>,
+    /// For an index, the digest of every manifest it lists (platforms the user did not ask for
+    /// and attestations included); empty for a single image.
+    pub children: Vec<String>,
+}
+
 /// A client for one registry host.
 #[derive(Clone)]
 pub struct RegistryClient {
@@ -155,6 +166,16 @@ impl RegistryClient {
         repository: &str,
         digest: &str,
     ) -> Result<Vec<PlatformManifest>, RegistryError> {
+        Ok(self.resolve_version(repository, digest).await?.manifests)
+    }
+
+    /// Like [`RegistryClient::platform_manifests`], and also every manifest an index lists,
+    /// kept or not, so that untagged versions pushed with it can be recognised.
+    pub async fn resolve_version(
+        &self,
+        repository: &str,
+        digest: &str,
+    ) -> Result<ResolvedVersion, RegistryError> {
         check_names(repository, digest)?;
 
         let index = match self.fetch_manifest(repository, digest).await? {
@@ -165,17 +186,25 @@ impl RegistryClient {
                         "{repository}@{digest}: skipped, {} is not a requested platform",
                         describe(platform.as_ref())
                     );
-                    return Ok(Vec::new());
+                    return Ok(ResolvedVersion::default());
                 }
                 let size = manifest::image_size(&image);
-                return Ok(vec![PlatformManifest {
-                    digest: digest.to_string(),
-                    platform,
-                    size,
-                }]);
+                return Ok(ResolvedVersion {
+                    manifests: vec![PlatformManifest {
+                        digest: digest.to_string(),
+                        platform,
+                        size,
+                    }],
+                    children: Vec::new(),
+                });
             }
             Document::Index(index) => index,
         };
+        let listed: Vec<String> = index
+            .manifests()
+            .iter()
+            .map(|child| child.digest().to_string())
+            .collect();
 
         // Decide on each child before fetching any.
         let mut children = Vec::new();
@@ -215,7 +244,10 @@ impl RegistryClient {
         if manifests.is_empty() {
             debug!("{repository}@{digest}: the index lists no platform manifest to scan");
         }
-        Ok(manifests)
+        Ok(ResolvedVersion {
+            manifests,
+            children: listed,
+        })
     }
 
     /// One platform manifest listed by an index: fetched to check that it exists and to sum
@@ -321,10 +353,31 @@ impl RegistryClient {
         path: &str,
         accept: Option<&str>,
     ) -> Result<Response, RegistryError> {
+        self.request(Method::GET, what, repository, path, accept)
+            .await
+    }
+
+    /// Sends `method` to `/v2/<repository>/<path>` the way [`RegistryClient::get`] does.
+    async fn request(
+        &self,
+        method: Method,
+        what: &str,
+        repository: &str,
+        path: &str,
+        accept: Option<&str>,
+    ) -> Result<Response, RegistryError> {
         let url = format!("{}/v2/{repository}/{path}", self.base);
         let slot = self.auth_slot(repository);
         let sent = slot.lock().await.clone();
-        let response = self.send(what, &url, accept, sent.as_ref()).await?;
+        let send = |authorization: Option<Authorization>| {
+            let method = method.clone();
+            let url = url.clone();
+            async move {
+                self.send(method, what, &url, accept, authorization.as_ref())
+                    .await
+            }
+        };
+        let response = send(sent.clone()).await?;
         if response.status() != StatusCode::UNAUTHORIZED {
             return Ok(response);
         }
@@ -349,12 +402,13 @@ impl RegistryClient {
             return Ok(response);
         };
         debug!("{what}: retrying with {}", fresh.scheme());
-        Ok(self.send(what, &url, accept, Some(&fresh)).await?)
+        Ok(send(Some(fresh)).await?)
     }
 
-    /// Sends one GET through the shared HTTP layer.
+    /// Sends one request through the shared HTTP layer.
     async fn send(
         &self,
+        method: Method,
         what: &str,
         url: &str,
         accept: Option<&str>,
@@ -362,7 +416,7 @@ impl RegistryClient {
     ) -> Result<Response, HttpError> {
         self.http
             .send(what, || {
-                let request = self.http.inner().get(url);
+                let request = self.http.inner().request(method.clone(), url);
                 let request = match accept {
                     Some(accept) => request.header(ACCEPT, accept),
                     None => request,
@@ -607,38 +661,94 @@ fn describe(platform: Option<&Platform>) -> String {
 /// Resolves every version of the inventory with bounded concurrency; one version's failure
 /// never stops the others.
 ///
-/// The result is ordered by package, then version digest, whatever order the answers came in.
+/// Tagged versions go first. An untagged version that a tagged index of the same package lists
+/// (a platform or attestation manifest of a multi-platform push) is then not fetched again: it
+/// is marked [`Resolution::platform_of`] that index, and scanned through it. The result is
+/// ordered by package, then version digest, whatever order the answers came in.
 pub async fn resolve(
     client: &RegistryClient,
     inventory: &Inventory,
     concurrency: usize,
 ) -> Vec<Resolution> {
-    let versions = inventory.packages.iter().flat_map(|package| {
-        package
-            .versions
-            .iter()
-            .map(move |version| (package, version))
-    });
-
-    let mut resolutions: Vec<Resolution> = futures::stream::iter(versions)
-        .map(|(package, version)| async move {
-            let repository = inventory.repository_path(&package.name);
-            let manifests = client
-                .platform_manifests(&repository, &version.digest)
+    let versions = || {
+        inventory.packages.iter().flat_map(|package| {
+            package
+                .versions
+                .iter()
+                .map(move |version| (package, version))
+        })
+    };
+    let resolve_one = |package: &Package, version: &Version| {
+        let repository = inventory.repository_path(&package.name);
+        let package = package.name.clone();
+        let version = version.clone();
+        async move {
+            let resolved = client
+                .resolve_version(&repository, &version.digest)
                 .await
                 .map_err(|error| {
                     warn!("{error}");
                     error.to_string()
                 });
-            Resolution {
+            (package, version, resolved)
+        }
+    };
+
+    // Tagged versions, remembering what each index lists.
+    let tagged: Vec<(String, Version, Result<ResolvedVersion, String>)> =
+        futures::stream::iter(versions().filter(|(_, v)| !v.tags.is_empty()))
+            .map(|(package, version)| resolve_one(package, version))
+            .buffer_unordered(concurrency.max(1))
+            .collect()
+            .await;
+    let mut listed_by: HashMap<(String, String), String> = HashMap::new();
+    let mut resolutions = Vec::new();
+    for (package, version, resolved) in tagged {
+        if let Ok(resolved) = &resolved {
+            for child in &resolved.children {
+                listed_by
+                    .entry((package.clone(), child.clone()))
+                    .or_insert_with(|| version.digest.clone());
+            }
+        }
+        resolutions.push(Resolution {
+            package,
+            version,
+            manifests: resolved.map(|r| r.manifests),
+            platform_of: None,
+        });
+    }
+
+    // Untagged versions: children of a tagged index need no request; the rest are orphans.
+    let mut orphans = Vec::new();
+    for (package, version) in versions().filter(|(_, v)| v.tags.is_empty()) {
+        let key = (package.name.clone(), version.digest.clone());
+        match listed_by.get(&key) {
+            Some(index) => resolutions.push(Resolution {
                 package: package.name.clone(),
                 version: version.clone(),
-                manifests,
-            }
-        })
-        .buffer_unordered(concurrency.max(1))
-        .collect()
-        .await;
+                manifests: Ok(Vec::new()),
+                platform_of: Some(index.clone()),
+            }),
+            None => orphans.push((package, version)),
+        }
+    }
+    let orphans: Vec<(String, Version, Result<ResolvedVersion, String>)> =
+        futures::stream::iter(orphans)
+            .map(|(package, version)| resolve_one(package, version))
+            .buffer_unordered(concurrency.max(1))
+            .collect()
+            .await;
+    resolutions.extend(
+        orphans
+            .into_iter()
+            .map(|(package, version, resolved)| Resolution {
+                package,
+                version,
+                manifests: resolved.map(|r| r.manifests),
+                platform_of: None,
+            }),
+    );
     resolutions.sort_by(|a, b| {
         (a.package.as_str(), a.version.digest.as_str())
             .cmp(&(b.package.as_str(), b.version.digest.as_str()))
@@ -650,8 +760,13 @@ pub async fn resolve(
         .map(Vec::len)
         .sum();
     let failed = resolutions.iter().filter(|r| r.manifests.is_err()).count();
+    let children = resolutions
+        .iter()
+        .filter(|r| r.platform_of.is_some())
+        .count();
     info!(
-        "resolved {} versions into {manifests} platform manifests ({failed} failed)",
+        "resolved {} versions into {manifests} platform manifests ({failed} failed; {children} \
+         untagged versions are platforms of tagged images)",
         resolutions.len()
     );
     resolutions

@@ -126,6 +126,26 @@ pub fn printable(text: &str) -> String {
     shorten(text, 80)
 }
 
+/// Checks a tag against the distribution spec's grammar, `[A-Za-z0-9_][A-Za-z0-9._-]{0,127}`,
+/// before it goes into a URL.
+pub fn check_tag(tag: &str) -> Result<(), String> {
+    let bytes = tag.as_bytes();
+    let word = |b: &u8| b.is_ascii_alphanumeric() || *b == b'_';
+    match bytes.first() {
+        None => Err("it is empty".into()),
+        Some(first) if !word(first) => Err(format!(
+            "tag `{}` must start with a letter, digit or `_`",
+            printable(tag)
+        )),
+        _ if bytes.len() > 128 => Err("it is longer than 128 characters".into()),
+        _ if !bytes.iter().all(|b| word(b) || *b == b'.' || *b == b'-') => Err(format!(
+            "tag `{}` has characters other than letters, digits, `_`, `.` and `-`",
+            printable(tag)
+        )),
+        _ => Ok(()),
+    }
+}
+
 /// Untrusted text cut to `max` characters and stripped of control characters.
 pub fn shorten(text: &str, max: usize) -> String {
     let mut out: String = text.chars().filter(|c| !c.is_control()).take(max).collect();
@@ -242,6 +262,18 @@ mod tests {
         ] {
             assert_eq!(scheme_for(host), "https", "{host}");
         }
+    }
+
+    #[test]
+    fn tags_follow_the_distribution_grammar() {
+        assert!(check_tag("1.0").is_ok());
+        assert!(check_tag("v1.2.3-rc_1").is_ok());
+        assert!(check_tag("_x").is_ok());
+        assert!(check_tag("").is_err());
+        assert!(check_tag(".hidden").is_err());
+        assert!(check_tag("a/b").is_err());
+        assert!(check_tag("a?b").is_err());
+        assert!(check_tag(&"x".repeat(129)).is_err());
     }
 
     #[test]

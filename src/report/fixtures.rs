@@ -145,6 +145,7 @@ pub fn plan() -> Plan {
             tags: vec!["old".into()],
             cause: "manifest unknown: the version was deleted from the registry".into(),
         }],
+        selection: Default::default(),
     }
 }
 

@@ -83,6 +83,11 @@ impl SeverityCounts {
         counts
     }
 
+    /// Counts one more finding of `severity`.
+    pub fn count(&mut self, severity: Severity) {
+        *self.slot(severity) += 1;
+    }
+
     /// The count for one severity.
     pub fn get(&self, severity: Severity) -> usize {
         match severity {

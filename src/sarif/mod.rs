@@ -3,9 +3,12 @@
 //! Rules are vulnerability ids rated with Trivy's severity (never the CVSS score); a result is
 //! one vulnerable installed package across all of the package's images, fingerprinted without
 //! tags or digests so alerts survive retagging. A package none of whose images was scanned gets
-//! no run at all, since an empty run would close its open alerts (see [`build`]).
+//! no run at all, since an empty run would close its open alerts (see [`build`]). Files are cut
+//! to GitHub's limits in [`pack`], which says what it had to leave out.
 
+mod location;
 mod model;
+pub mod pack;
 mod text;
 
 #[cfg(test)]
@@ -19,13 +22,20 @@ use std::collections::{BTreeMap, BTreeSet};
 use sha2::{Digest as _, Sha256};
 
 use crate::finding::{Finding, Severity};
-use crate::report::{ImageStatus, PackageReport, Report, single_line};
+use crate::report::{ImageStatus, PackageReport, PackageStatus, Report, single_line};
 
+pub use location::{LocationTemplate, TemplateError};
 pub use model::{
     ArtifactLocation, AutomationDetails, Level, Location, Message, MultiformatMessage,
     PhysicalLocation, Region, ReportingConfiguration, ReportingDescriptor, RuleProperties, Run,
     SARIF_VERSION, SCHEMA_URI, SarifLog, SarifResult, Tool, ToolComponent,
 };
+pub use pack::{Limits, Omission, OmissionReason};
+
+/// The run property naming the package a run belongs to.
+pub const PACKAGE_PROPERTY: &str = "dragnet/package";
+/// The run property naming the repository the package is linked to, when it is.
+pub const REPOSITORY_PROPERTY: &str = "dragnet/repository";
 
 /// The `partialFingerprints` key dragnet writes. Its value is the hex SHA-256 of the package
 /// name, vulnerability id, installed package name, installed version and package path, each
@@ -33,7 +43,7 @@ pub use model::{
 pub const FINGERPRINT_KEY: &str = "dragnet/v1";
 
 /// GitHub keeps at most this many results per run; beyond it the least severe are dropped.
-pub const MAX_RESULTS_PER_RUN: usize = 25_000;
+pub const MAX_RESULTS_PER_RUN: usize = pack::MAX_RESULTS_PER_RUN;
 
 /// Where to learn about Trivy, which found the vulnerabilities.
 const TRIVY_URI: &str = "https://github.com/aquasecurity/trivy";
@@ -48,6 +58,8 @@ pub struct SarifOptions {
     /// dragnet's home page, written as the driver's `informationUri`. The Multitool warns when
     /// it is missing; GitHub does not need it.
     pub information_uri: Option<String>,
+    /// Where alerts point (`--location-template`); `containers/<package>` when `None`.
+    pub location: Option<LocationTemplate>,
 }
 
 impl Default for SarifOptions {
@@ -58,6 +70,7 @@ impl Default for SarifOptions {
             tool_version: env!("CARGO_PKG_VERSION").to_string(),
             max_runs_per_file: 20,
             information_uri: (!repository.is_empty()).then(|| repository.to_string()),
+            location: None,
         }
     }
 }
@@ -88,26 +101,7 @@ pub fn package_of_category(category: &str) -> Option<&str> {
 /// any character outside `A-Za-z0-9._-` becomes `_`, so no name can climb out of the
 /// repository or form an absolute or invalid URI.
 pub fn artifact_uri(package: &str) -> String {
-    let segments: Vec<String> = package
-        .split(['/', '\\'])
-        .filter(|s| !s.is_empty() && *s != "." && *s != "..")
-        .map(|s| {
-            s.chars()
-                .map(|c| {
-                    if c.is_ascii_alphanumeric() || "._-".contains(c) {
-                        c
-                    } else {
-                        '_'
-                    }
-                })
-                .collect()
-        })
-        .collect();
-    if segments.is_empty() {
-        "containers/_".to_string()
-    } else {
-        format!("containers/{}", segments.join("/"))
-    }
+    format!("containers/{}", location::safe_path(package))
 }
 
 /// The [`FINGERPRINT_KEY`] value of a finding in a package: stable while the same installed
@@ -153,8 +147,18 @@ pub fn level(severity: Severity) -> Level {
     }
 }
 
+/// The SARIF files for a report, and what had to be left out of them.
+#[derive(Debug, Clone, PartialEq)]
+pub struct SarifFiles {
+    /// SARIF logs within GitHub's limits, in package order.
+    pub logs: Vec<serde_json::Value>,
+    /// Runs that lost results to GitHub's limits (the least severe go first).
+    pub omissions: Vec<Omission>,
+}
+
 /// Builds the SARIF files for a report: one run per package, at most
-/// `options.max_runs_per_file` runs per file, never two runs of one category in a file.
+/// `options.max_runs_per_file` runs and [`pack::MAX_GZIPPED_BYTES`] per file, never two runs
+/// of one category in a file, at most [`MAX_RESULTS_PER_RUN`] results per run.
 ///
 /// Which packages get a run:
 /// - a package with at least one image scanned gets a run, even with no results, so that an
@@ -167,47 +171,50 @@ pub fn level(severity: Severity) -> Level {
 ///   withholding the run instead would let one permanently broken old version (a deleted
 ///   blob) freeze the package's alerts for good.
 ///
+/// Every file lists, in its `properties`, the categories of every package the report covers
+/// (all but those with no version at all), so that the upload can tell a category that is
+/// gone (and must be closed) from one whose scan failed this time (and must be kept).
+///
 /// Output is deterministic: runs sorted by package, rules by id, results by rule, package,
 /// version and path; the same report gives byte-identical JSON.
-pub fn build(report: &Report, options: &SarifOptions) -> Vec<SarifLog> {
-    let runs: Vec<(String, Run)> = report
+pub fn build(report: &Report, options: &SarifOptions) -> SarifFiles {
+    let runs: Vec<serde_json::Value> = report
         .packages
         .iter()
-        .filter_map(|package| {
-            package_run(report, package, options).map(|r| (category(&package.name), r))
+        .filter_map(|package| package_run(report, package, options))
+        .filter_map(|run| match serde_json::to_value(&run) {
+            Ok(value) => Some(value),
+            Err(error) => {
+                tracing::error!(%error, "cannot serialise a SARIF run");
+                None
+            }
         })
         .collect();
-
-    // Cut into files, starting a new one when full or when a category would repeat.
-    let per_file = options.max_runs_per_file.max(1);
-    let mut logs: Vec<SarifLog> = Vec::new();
-    let mut categories: BTreeSet<String> = BTreeSet::new();
-    for (category, run) in runs {
-        let start_new = match logs.last() {
-            None => true,
-            Some(log) => log.runs.len() >= per_file || categories.contains(&category),
-        };
-        if start_new {
-            logs.push(SarifLog {
-                schema: SCHEMA_URI.to_string(),
-                version: SARIF_VERSION.to_string(),
-                runs: Vec::new(),
-            });
-            categories.clear();
-        }
-        categories.insert(category);
-        if let Some(log) = logs.last_mut() {
-            log.runs.push(run);
-        }
+    let limits = Limits {
+        max_runs_per_file: options.max_runs_per_file,
+        ..Limits::default()
+    };
+    let packed = pack::pack(runs, &limits, &covered_categories(report));
+    SarifFiles {
+        logs: packed.logs,
+        omissions: packed.omissions,
     }
-    logs
+}
+
+/// The categories a report speaks for: every package but those without any version.
+pub fn covered_categories(report: &Report) -> BTreeSet<String> {
+    report
+        .packages
+        .iter()
+        .filter(|p| p.status != PackageStatus::Empty)
+        .map(|p| category(&p.name))
+        .collect()
 }
 
 /// A SARIF file's content: pretty-printed JSON ending with a newline, byte-identical for equal
-/// logs (every map in the model is ordered).
-pub fn sarif_json(log: &SarifLog) -> String {
-    // The model holds only strings, numbers and ordered maps with string keys, which always
-    // serialise; the fallback keeps the function total all the same.
+/// logs (every map is ordered).
+pub fn sarif_json(log: &serde_json::Value) -> String {
+    // A JSON value always serialises; the fallback keeps the function total all the same.
     match serde_json::to_string_pretty(log) {
         Ok(mut json) => {
             json.push('\n');
@@ -284,13 +291,18 @@ fn package_run(report: &Report, package: &PackageReport, options: &SarifOptions)
             }
         }
     }
-    let hits = keep_most_severe(&package.name, hits);
+    let hits: Vec<Hit> = hits.into_values().collect();
 
-    // One rule per vulnerability id, in id order; results follow the same order.
-    let mut by_rule: BTreeMap<&str, Vec<&Hit>> = BTreeMap::new();
+    // One rule per vulnerability id and severity, so that the severity GitHub shows for every
+    // alert is the one Trivy gave it: the most severe group of an id keeps the bare id, a less
+    // severe one is `<id>/<severity>`. Rules in id order, most severe first; results follow.
+    let mut by_rule: BTreeMap<(&str, std::cmp::Reverse<Severity>), Vec<&Hit>> = BTreeMap::new();
     for hit in &hits {
         by_rule
-            .entry(hit.finding.vulnerability_id.as_str())
+            .entry((
+                hit.finding.vulnerability_id.as_str(),
+                std::cmp::Reverse(hit.severity),
+            ))
             .or_default()
             .push(hit);
     }
@@ -298,18 +310,24 @@ fn package_run(report: &Report, package: &PackageReport, options: &SarifOptions)
         image: &package.image,
         labels: &labels,
     };
+    let uri = match &options.location {
+        Some(template) => template.render(&package.name, &report.owner),
+        None => artifact_uri(&package.name),
+    };
     let mut rules = Vec::with_capacity(by_rule.len());
     let mut results = Vec::with_capacity(hits.len());
-    for (index, (id, rule_hits)) in by_rule.iter().enumerate() {
-        let severity = rule_hits
-            .iter()
-            .map(|h| h.severity)
-            .max()
-            .unwrap_or(Severity::Unknown);
-        rules.push(rule(id, severity, rule_hits, &context));
+    let mut previous_id = None;
+    for (index, ((id, std::cmp::Reverse(severity)), rule_hits)) in by_rule.iter().enumerate() {
+        let rule_id = if previous_id == Some(*id) {
+            format!("{id}/{}", severity.as_str().to_ascii_lowercase())
+        } else {
+            id.to_string()
+        };
+        previous_id = Some(*id);
+        rules.push(rule(&rule_id, id, *severity, rule_hits, &context));
         for hit in rule_hits {
             results.push(SarifResult {
-                rule_id: id.to_string(),
+                rule_id: rule_id.clone(),
                 rule_index: index,
                 level: level(hit.severity),
                 message: Message {
@@ -317,9 +335,7 @@ fn package_run(report: &Report, package: &PackageReport, options: &SarifOptions)
                 },
                 locations: vec![Location {
                     physical_location: PhysicalLocation {
-                        artifact_location: ArtifactLocation {
-                            uri: artifact_uri(&package.name),
-                        },
+                        artifact_location: ArtifactLocation { uri: uri.clone() },
                         region: Region { start_line: 1 },
                     },
                 }],
@@ -331,6 +347,17 @@ fn package_run(report: &Report, package: &PackageReport, options: &SarifOptions)
         }
     }
 
+    let mut properties = BTreeMap::new();
+    properties.insert(
+        PACKAGE_PROPERTY.to_string(),
+        serde_json::Value::from(package.name.clone()),
+    );
+    if let Some(repository) = &package.repository {
+        properties.insert(
+            REPOSITORY_PROPERTY.to_string(),
+            serde_json::Value::from(repository.clone()),
+        );
+    }
     Some(Run {
         tool: Tool {
             driver: driver(options, rules),
@@ -340,31 +367,13 @@ fn package_run(report: &Report, package: &PackageReport, options: &SarifOptions)
             id: automation_id(&package.name),
         },
         results,
-        properties: BTreeMap::new(),
+        properties,
     })
 }
 
-/// Keeps at most [`MAX_RESULTS_PER_RUN`] hits, the most severe, in key order.
-fn keep_most_severe<'a>(
-    package: &str,
-    hits: BTreeMap<(&'a str, &'a str, &'a str, &'a str), Hit<'a>>,
-) -> Vec<Hit<'a>> {
-    let mut hits: Vec<_> = hits.into_iter().collect();
-    if hits.len() > MAX_RESULTS_PER_RUN {
-        tracing::warn!(
-            package,
-            results = hits.len(),
-            kept = MAX_RESULTS_PER_RUN,
-            "more results than GitHub keeps in one run: the least severe are left out of the SARIF"
-        );
-        hits.sort_by(|(ka, a), (kb, b)| b.severity.cmp(&a.severity).then_with(|| ka.cmp(kb)));
-        hits.truncate(MAX_RESULTS_PER_RUN);
-        hits.sort_by_key(|(key, _)| *key);
-    }
-    hits.into_iter().map(|(_, hit)| hit).collect()
-}
-
+/// The rule `rule_id` for the vulnerability `id` at one severity.
 fn rule(
+    rule_id: &str,
     id: &str,
     severity: Severity,
     hits: &[&Hit],
@@ -398,7 +407,7 @@ fn rule(
 
     let references = text::references(hits);
     ReportingDescriptor {
-        id: id.to_string(),
+        id: rule_id.to_string(),
         name: name.to_string(),
         short_description: Message {
             text: title.clone().unwrap_or_else(|| id.to_string()),

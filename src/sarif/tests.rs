@@ -16,6 +16,7 @@ fn options() -> SarifOptions {
         tool_version: "0.1.0".into(),
         max_runs_per_file: 20,
         information_uri: Some("https://example.com/dragnet".into()),
+        location: None,
     }
 }
 
@@ -23,9 +24,11 @@ fn report() -> Report {
     Report::build(&fixtures::plan(), &fixtures::run())
 }
 
-/// The logs as JSON values, for asserting on what GitHub will read.
-fn values(logs: &[SarifLog]) -> Vec<Value> {
-    logs.iter()
+/// The logs as JSON values read back from their text, for asserting on what GitHub will read.
+fn values(files: &SarifFiles) -> Vec<Value> {
+    files
+        .logs
+        .iter()
         .map(|log| serde_json::from_str(&sarif_json(log)).unwrap())
         .collect()
 }
@@ -59,7 +62,7 @@ fn results_of<'a>(run: &'a Value, rule: &str) -> Vec<&'a Value> {
 }
 
 /// Writes the log to a temporary file and runs both validators on it.
-fn validate(log: &SarifLog) {
+fn validate(log: &Value) {
     let dir = tempfile::tempdir().unwrap();
     let path: PathBuf = dir.path().join("dragnet.sarif");
     std::fs::write(&path, sarif_json(log)).unwrap();
@@ -236,14 +239,91 @@ fn rule_has_names_descriptions_help_and_sorted_indices() {
 }
 
 #[test]
-fn a_rule_seen_with_two_severities_takes_the_highest() {
+fn a_vulnerability_seen_with_two_severities_gets_a_rule_per_severity() {
+    // CVE-2024-0003 is LOW for curl on arm64 and, here, HIGH for curl on amd64.
     let mut run = fixtures::run();
-    let high = fixtures::finding("CVE-2024-0003", "curl", "7.88.1", Severity::High);
+    let high = fixtures::finding("CVE-2024-0003", "curl", "7.87.0", Severity::High);
     run.results[0] = scanned(&digest(0x01), vec![high]);
     let logs = values(&build(&Report::build(&fixtures::plan(), &run), &options()));
-    let rule = rule_of(run_of(&logs[0], "app"), "CVE-2024-0003");
-    assert_eq!(rule["properties"]["security-severity"], "8.0");
-    assert_eq!(rule["defaultConfiguration"]["level"], "error");
+    let app = run_of(&logs[0], "app");
+    let high = rule_of(app, "CVE-2024-0003");
+    assert_eq!(high["properties"]["security-severity"], "8.0");
+    assert_eq!(high["defaultConfiguration"]["level"], "error");
+    let low = rule_of(app, "CVE-2024-0003/low");
+    assert_eq!(low["properties"]["security-severity"], "2.0");
+    assert_eq!(results_of(app, "CVE-2024-0003").len(), 1);
+    assert_eq!(results_of(app, "CVE-2024-0003/low").len(), 1);
+}
+
+#[test]
+fn github_shows_trivys_severity_for_every_result() {
+    let report = report();
+    let logs = values(&build(&report, &options()));
+    let mut checked = 0;
+    for log in &logs {
+        for run in log["runs"].as_array().unwrap() {
+            let rules = run["tool"]["driver"]["rules"].as_array().unwrap();
+            for result in run["results"].as_array().unwrap() {
+                let rule = &rules[result["ruleIndex"].as_u64().unwrap() as usize];
+                let score: f64 = rule["properties"]["security-severity"]
+                    .as_str()
+                    .unwrap()
+                    .parse()
+                    .unwrap();
+                // The finding the result stands for, by its message's words.
+                let message = result["message"]["text"].as_str().unwrap();
+                let trivy = Severity::ALL
+                    .into_iter()
+                    .find(|s| message.contains(&format!("({s})")))
+                    .unwrap();
+                let shown = match score {
+                    s if s >= 9.0 => Severity::Critical,
+                    s if s >= 7.0 => Severity::High,
+                    s if s >= 4.0 => Severity::Medium,
+                    // GitHub has no "unknown": dragnet shows it as low, below every LOW.
+                    s if s >= 2.0 => Severity::Low,
+                    _ => Severity::Unknown,
+                };
+                assert_eq!(shown, trivy, "{message}");
+                checked += 1;
+            }
+        }
+    }
+    assert_eq!(checked, 7);
+}
+
+#[test]
+fn runs_name_their_package_and_linked_repository_and_files_their_categories() {
+    let logs = values(&build(&report(), &options()));
+    let app = run_of(&logs[0], "app");
+    assert_eq!(app["properties"][PACKAGE_PROPERTY], "app");
+    assert_eq!(app["properties"][REPOSITORY_PROPERTY], "acme/app");
+    // `broken` has no run but is covered: its alerts must not be closed as stale.
+    assert_eq!(
+        logs[0]["properties"][pack::CATEGORIES_PROPERTY],
+        serde_json::json!([
+            "dragnet/app",
+            "dragnet/broken",
+            "dragnet/clean",
+            "dragnet/tools/cli"
+        ])
+    );
+}
+
+#[test]
+fn a_location_template_points_alerts_at_the_file_that_builds_the_image() {
+    let options = SarifOptions {
+        location: Some(LocationTemplate::parse("docker/{name}/Dockerfile").unwrap()),
+        ..options()
+    };
+    let logs = values(&build(&report(), &options));
+    let cli = run_of(&logs[0], "tools/cli");
+    for result in cli["results"].as_array().unwrap() {
+        assert_eq!(
+            result["locations"][0]["physicalLocation"]["artifactLocation"]["uri"],
+            "docker/cli/Dockerfile"
+        );
+    }
 }
 
 #[test]
@@ -305,16 +385,13 @@ fn splits_files_at_the_run_limit_without_repeating_a_category() {
             .push(target(&image, None, vec![reference(&name, &image, &["1"])]));
         run.results.push(scanned(&image, vec![]));
     }
-    let logs = build(&Report::build(&plan, &run), &options());
-    let sizes: Vec<usize> = logs.iter().map(|l| l.runs.len()).collect();
+    let logs = build(&Report::build(&plan, &run), &options()).logs;
+    let runs = |log: &Value| log["runs"].as_array().unwrap().clone();
+    let sizes: Vec<usize> = logs.iter().map(|l| runs(l).len()).collect();
     // 45 bulk packages + app, clean, tools/cli = 48 runs.
     assert_eq!(sizes, [20, 20, 8]);
     for log in &logs {
-        let mut ids: Vec<&str> = log
-            .runs
-            .iter()
-            .map(|r| r.automation_details.id.as_str())
-            .collect();
+        let mut ids: Vec<String> = runs(log).iter().map(pack::run_category).collect();
         let count = ids.len();
         ids.dedup();
         assert_eq!(ids.len(), count, "no category twice in one file");
@@ -326,8 +403,9 @@ fn splits_files_at_the_run_limit_without_repeating_a_category() {
     };
     assert_eq!(
         build(&report(), &small)
+            .logs
             .iter()
-            .map(|l| l.runs.len())
+            .map(|l| runs(l).len())
             .collect::<Vec<_>>(),
         [2, 1]
     );
@@ -336,6 +414,7 @@ fn splits_files_at_the_run_limit_without_repeating_a_category() {
 #[test]
 fn two_builds_over_the_same_data_are_byte_identical() {
     let first: Vec<String> = build(&report(), &options())
+        .logs
         .iter()
         .map(sarif_json)
         .collect();
@@ -352,6 +431,7 @@ fn two_builds_over_the_same_data_are_byte_identical() {
         }
     }
     let second: Vec<String> = build(&Report::build(&plan, &run), &options())
+        .logs
         .iter()
         .map(sarif_json)
         .collect();
@@ -382,8 +462,8 @@ fn hostile_advisory_text_and_tags_stay_inert() {
     plan.targets[4].refs[0].tags = vec!["t|<b>".into()];
     let mut run = fixtures::run();
     run.results[4] = scanned(&digest(0x05), vec![evil]);
-    let logs = build(&Report::build(&plan, &run), &options());
-    let values = values(&logs);
+    let files = build(&Report::build(&plan, &run), &options());
+    let values = values(&files);
     let clean = run_of(&values[0], "clean");
     let rule = rule_of(clean, "CVE-2024-6666");
     let markdown = rule["help"]["markdown"].as_str().unwrap();
@@ -398,7 +478,7 @@ fn hostile_advisory_text_and_tags_stay_inert() {
         .as_str()
         .unwrap();
     assert!(!message.contains('\n'), "{message}");
-    validate(&logs[0]);
+    validate(&files.logs[0]);
 }
 
 #[test]
@@ -411,8 +491,9 @@ fn small_sarif_snapshot() {
         .retain(|t| t.digest == digest(0x01) || t.digest == digest(0x05));
     plan.targets[0].refs.retain(|r| r.package == "tools/cli");
     plan.unresolved.clear();
-    let logs = build(&Report::build(&plan, &fixtures::run()), &options());
+    let logs = build(&Report::build(&plan, &fixtures::run()), &options()).logs;
     assert_eq!(logs.len(), 1);
+    validate(&logs[0]);
     insta::assert_snapshot!(sarif_json(&logs[0]));
 }
 

@@ -213,13 +213,45 @@ async fn scan_finds_exactly_the_fixture_cves_and_uploads_them() {
     }
 }
 
+/// The digests Trivy was asked to scan so far, in order.
+fn image_scans(world: &World) -> Vec<String> {
+    world
+        .trivy_calls()
+        .iter()
+        .filter(|argv| argv.starts_with("image ") && argv.contains("@sha256:"))
+        .map(|argv| argv.rsplit('@').next().unwrap().to_string())
+        .collect()
+}
+
 #[tokio::test(flavor = "multi_thread")]
 async fn a_rerun_writes_identical_sarif_and_fingerprints() {
     let world = World::start(RegistryModeChoice::Open).await;
     let first = run(&mut world.scan("first", &[])).await;
+    let scans_before = image_scans(&world);
     let second = run(&mut world.scan("second", &[])).await;
     assert_eq!(first.status.code(), Some(3));
     assert_eq!(second.status.code(), Some(3));
+
+    // Unchanged images under an unchanged DB come from the result cache: only the broken image,
+    // whose failure is never cached, is scanned again.
+    let rescanned: Vec<String> = image_scans(&world)[scans_before.len()..].to_vec();
+    let broken = world
+        .sandbox
+        .digest_of("products/bfx/broken", "1.0")
+        .unwrap();
+    assert_eq!(
+        rescanned,
+        [broken.clone()],
+        "the rerun scanned {rescanned:?}"
+    );
+
+    // --rescan ignores the cache.
+    let forced = run(&mut world.scan("forced", &["--rescan"])).await;
+    assert_eq!(forced.status.code(), Some(3));
+    assert_eq!(
+        image_scans(&world).len() - scans_before.len() - 1,
+        scans_before.len()
+    );
 
     let read_all = |name: &str| -> Vec<(String, String)> {
         files_under(&world.path(name).join("sarif"))

@@ -168,7 +168,10 @@ mod tests {
         let faulted = decisions(&plan).iter().filter(|d| d.is_some()).count();
         assert!((800..1200).contains(&faulted), "{faulted} of 4000");
         for kind in FaultKind::ALL {
-            assert!(decisions(&plan).contains(&Some(kind)), "{kind:?} never chosen");
+            assert!(
+                decisions(&plan).contains(&Some(kind)),
+                "{kind:?} never chosen"
+            );
         }
     }
 

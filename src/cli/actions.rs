@@ -1,0 +1,244 @@
+//! GitHub Actions' side channels: step outputs appended to `$GITHUB_OUTPUT`, and annotations as
+//! workflow commands on stdout. Both stay silent outside a workflow (no `GITHUB_OUTPUT`, no
+//! `GITHUB_ACTIONS=true`), so a run by hand prints only its own story.
+//!
+//! Text from the API or Trivy is escaped as the workflow-commands documentation asks (`%`, CR and
+//! LF in data; also `:` and `,` in properties), so no package name can start a command of its own.
+
+use std::path::Path;
+
+use crate::output::{WriteError, append};
+use crate::report::{Failure, Report};
+
+/// GitHub shows at most ten annotations of each kind per step; more are dropped silently.
+const MAX_ANNOTATIONS: usize = 10;
+
+/// Whether dragnet runs inside a GitHub Actions job.
+pub(super) fn in_actions() -> bool {
+    std::env::var("GITHUB_ACTIONS").is_ok_and(|v| v == "true")
+}
+
+/// Appends step outputs to `$GITHUB_OUTPUT` when it is set; does nothing otherwise.
+///
+/// Every value is written in the multi-line form (`name<<DELIMITER`), with a delimiter the value
+/// does not contain, so a value can never end early or set another output.
+pub(super) fn set_outputs(outputs: &[(&str, String)]) -> Result<(), WriteError> {
+    let Some(file) = std::env::var_os("GITHUB_OUTPUT").filter(|f| !f.is_empty()) else {
+        return Ok(());
+    };
+    append(Path::new(&file), format_outputs(outputs).as_bytes())
+}
+
+fn format_outputs(outputs: &[(&str, String)]) -> String {
+    let mut text = String::new();
+    for (name, value) in outputs {
+        let mut delimiter = format!("dragnet_{:016x}", fastrand::u64(..));
+        while value.contains(&delimiter) {
+            delimiter = format!("dragnet_{:016x}", fastrand::u64(..));
+        }
+        text.push_str(&format!("{name}<<{delimiter}\n{value}\n{delimiter}\n"));
+    }
+    text
+}
+
+/// The outputs of a run that wrote `report` into `output_dir`: counts per severity, the images
+/// that failed, and where the files are.
+pub(super) fn report_outputs(report: &Report, output_dir: &Path) -> Vec<(&'static str, String)> {
+    let totals = &report.totals;
+    let failed: Vec<&str> = report
+        .failures
+        .iter()
+        .filter_map(|f| match f {
+            Failure::Scan { image, .. } => Some(image.as_str()),
+            Failure::Resolve { .. } => None,
+        })
+        .collect();
+    let failed = serde_json::to_string(&failed).unwrap_or_else(|_| "[]".into());
+    let path = |name: &str| output_dir.join(name).display().to_string();
+    vec![
+        ("critical", totals.findings.critical.to_string()),
+        ("high", totals.findings.high.to_string()),
+        ("medium", totals.findings.medium.to_string()),
+        ("low", totals.findings.low.to_string()),
+        ("unknown", totals.findings.unknown.to_string()),
+        ("fixable", totals.fixable.to_string()),
+        ("images", totals.images.to_string()),
+        ("images-scanned", totals.images_scanned.to_string()),
+        ("images-failed", totals.images_failed.to_string()),
+        (
+            "versions-unresolved",
+            totals.versions_unresolved.to_string(),
+        ),
+        ("failed-images", failed),
+        ("results", path("results.json")),
+        ("summary", path("summary.md")),
+        ("sarif-dir", path("sarif")),
+    ]
+}
+
+/// Prints the report's annotations when running inside a workflow: an error for every image
+/// that could not be scanned or version that could not be resolved, a warning for every package
+/// with findings.
+pub(super) fn annotate(report: &Report) {
+    if in_actions() {
+        for line in annotations(report) {
+            println!("{line}");
+        }
+    }
+}
+
+/// The annotation workflow commands for a report, at most [`MAX_ANNOTATIONS`] of each kind
+/// (the last of which says how many more there are).
+pub(super) fn annotations(report: &Report) -> Vec<String> {
+    let errors: Vec<(String, String)> = report.failures.iter().map(failure_annotation).collect();
+    let warnings: Vec<(String, String)> = report
+        .packages
+        .iter()
+        .filter(|p| p.counts.total() > 0)
+        .map(|p| {
+            let counts: Vec<String> = crate::finding::Severity::ALL
+                .iter()
+                .filter(|s| p.counts.get(**s) > 0)
+                .map(|s| format!("{} {s}", p.counts.get(*s)))
+                .collect();
+            let title = format!("dragnet: {}", p.name);
+            let message = format!(
+                "{} in {} image(s) of {} ({} fixable); see the job summary",
+                counts.join(", "),
+                p.images_scanned,
+                p.image,
+                p.fixable
+            );
+            (title, message)
+        })
+        .collect();
+
+    let mut lines = Vec::new();
+    for (kind, list) in [("error", errors), ("warning", warnings)] {
+        let shown = if list.len() > MAX_ANNOTATIONS {
+            MAX_ANNOTATIONS - 1
+        } else {
+            list.len()
+        };
+        for (title, message) in &list[..shown] {
+            lines.push(command(kind, title, message));
+        }
+        if shown < list.len() {
+            let more = format!(
+                "{} more; results.json and the job summary list them all",
+                list.len() - shown
+            );
+            lines.push(command(kind, "dragnet", &more));
+        }
+    }
+    lines
+}
+
+fn failure_annotation(failure: &Failure) -> (String, String) {
+    match failure {
+        Failure::Scan {
+            digest,
+            image,
+            platform,
+            refs,
+            cause,
+        } => {
+            let names: Vec<String> = refs
+                .iter()
+                .map(|r| match r.tags.is_empty() {
+                    true => r.package.clone(),
+                    false => format!("{}:{}", r.package, r.tags.join(",")),
+                })
+                .collect();
+            let platform = platform
+                .as_ref()
+                .map(|p| format!(" {p}"))
+                .unwrap_or_default();
+            let title = format!("dragnet: image not scanned: {}", names.join(" "));
+            let message = format!("{image}{platform} ({digest}) could not be scanned: {cause}");
+            (title, message)
+        }
+        Failure::Resolve {
+            package,
+            version_digest,
+            cause,
+            ..
+        } if version_digest.is_empty() => {
+            let title = format!("dragnet: package not listed: {package}");
+            (
+                title,
+                format!("the versions of {package} could not be listed: {cause}"),
+            )
+        }
+        Failure::Resolve {
+            package,
+            version_digest,
+            tags,
+            cause,
+        } => {
+            let title = format!("dragnet: version not resolved: {package}");
+            let tags = match tags.is_empty() {
+                true => "untagged".to_string(),
+                false => tags.join(","),
+            };
+            let message =
+                format!("{package}@{version_digest} ({tags}) could not be resolved: {cause}");
+            (title, message)
+        }
+    }
+}
+
+/// One workflow command: `::KIND title=TITLE::MESSAGE`.
+pub(super) fn command(kind: &str, title: &str, message: &str) -> String {
+    format!(
+        "::{kind} title={}::{}",
+        escape_property(title),
+        escape_data(message)
+    )
+}
+
+/// Escapes a workflow command's message.
+pub(super) fn escape_data(text: &str) -> String {
+    text.replace('%', "%25")
+        .replace('\r', "%0D")
+        .replace('\n', "%0A")
+}
+
+/// Escapes a workflow command's property value.
+pub(super) fn escape_property(text: &str) -> String {
+    escape_data(text).replace(':', "%3A").replace(',', "%2C")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn escapes_what_could_end_a_command() {
+        assert_eq!(
+            escape_data("50% done\r\n::error::x"),
+            "50%25 done%0D%0A::error::x"
+        );
+        assert_eq!(escape_property("a:b,c%\n"), "a%3Ab%2Cc%25%0A");
+        assert_eq!(
+            command("error", "dragnet: x", "line one\nline two"),
+            "::error title=dragnet%3A x::line one%0Aline two"
+        );
+    }
+
+    #[test]
+    fn outputs_use_a_delimiter_the_value_does_not_hold() {
+        let text = format_outputs(&[
+            ("critical", "2".into()),
+            ("failed-images", "[\"a\"]\nfake=1".into()),
+        ]);
+        let lines: Vec<&str> = text.lines().collect();
+        assert_eq!(lines.len(), 7, "{text}");
+        let (name, delimiter) = lines[0].split_once("<<").unwrap();
+        assert_eq!(name, "critical");
+        assert_eq!(lines[1], "2");
+        assert_eq!(lines[2], delimiter);
+        assert!(lines[3].starts_with("failed-images<<"));
+        assert_eq!(&lines[4..6], ["[\"a\"]", "fake=1"]);
+    }
+}
