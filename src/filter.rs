@@ -443,7 +443,12 @@ mod tests {
         let (kept, counts) = filter(Some(r"^\d|^pr-"), &["pr-*"], None).apply_to_tags(tags);
         assert_eq!(kept, ["1.0"]);
         assert_eq!(
-            (counts.listed, counts.excluded, counts.unmatched, counts.signatures),
+            (
+                counts.listed,
+                counts.excluded,
+                counts.unmatched,
+                counts.signatures
+            ),
             (4, 1, 1, 1)
         );
     }
@@ -461,9 +466,15 @@ mod tests {
     #[test]
     fn invalid_values_name_the_flag() {
         let error = VersionFilter::new(Some("(unclosed"), &[], None, None, false).unwrap_err();
-        assert!(error.to_string().starts_with("invalid --tags `(unclosed`"), "{error}");
+        assert!(
+            error.to_string().starts_with("invalid --tags `(unclosed`"),
+            "{error}"
+        );
         let error = VersionFilter::new(None, &["[x".into()], None, None, false).unwrap_err();
-        assert!(error.to_string().starts_with("invalid --exclude `[x`"), "{error}");
+        assert!(
+            error.to_string().starts_with("invalid --exclude `[x`"),
+            "{error}"
+        );
         let error = VersionFilter::new(None, &[], Some(0), None, false).unwrap_err();
         assert!(error.to_string().contains("--latest"), "{error}");
     }

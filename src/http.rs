@@ -183,6 +183,11 @@ impl HttpClient {
         self
     }
 
+    /// The retry policy in force.
+    pub fn policy(&self) -> &RetryPolicy {
+        &self.policy
+    }
+
     /// Replaces the clock used between retries (tests use one that does not sleep).
     pub fn with_pause(mut self, pause: Arc<dyn Pause>) -> Self {
         self.pause = pause;
@@ -309,6 +314,35 @@ impl HttpClient {
         tracing::trace!(%method, %target, status = status.as_u16(), "response");
 
         match classify(status, response.headers(), SystemTime::now(), policy) {
+            // GitHub's secondary limit may come as a plain 403 that only its message tells
+            // from a refusal: wait at least the floor, as GitHub advises.
+            Verdict::Done if status == StatusCode::FORBIDDEN => {
+                let transport = |reason| TryFailure::Retry {
+                    reason,
+                    status: None,
+                    wait: None,
+                };
+                let (response, secondary) = peek_secondary_limit(response)
+                    .await
+                    .map_err(transport)?;
+                if !secondary {
+                    return Ok(response);
+                }
+                let reason = format!("{status}: secondary rate limit without retry-after");
+                let wait = policy.throttle_floor;
+                if wait > policy.max_wait {
+                    return Err(TryFailure::Fatal(HttpError::RateLimited {
+                        what: what.to_string(),
+                        wait,
+                        reason,
+                    }));
+                }
+                Err(TryFailure::Retry {
+                    reason,
+                    status: Some(status),
+                    wait: Some(wait),
+                })
+            }
             Verdict::Done => read_whole(response)
                 .await
                 .map_err(|reason| TryFailure::Retry {
@@ -443,6 +477,32 @@ async fn read_whole(mut response: Response) -> Result<Response, String> {
     Ok(Response::from(http::Response::from_parts(parts, body)))
 }
 
+/// Reads a 403's body (a small JSON error) and hands back an equivalent response, with whether
+/// the body says GitHub's secondary rate limit was hit.
+async fn peek_secondary_limit(response: Response) -> Result<(Response, bool), String> {
+    let mut parts = http::Response::new(());
+    *parts.status_mut() = response.status();
+    *parts.version_mut() = response.version();
+    *parts.headers_mut() = response.headers().clone();
+    let body = response
+        .bytes()
+        .await
+        .map_err(|error| describe_transport_error(&error))?;
+    let secondary = is_secondary_limit(&body);
+    let (parts, ()) = parts.into_parts();
+    Ok((
+        Response::from(http::Response::from_parts(parts, body)),
+        secondary,
+    ))
+}
+
+/// Whether an error body is GitHub's secondary rate limit ("You have exceeded a secondary rate
+/// limit", formerly "abuse detection mechanism").
+fn is_secondary_limit(body: &[u8]) -> bool {
+    let text = String::from_utf8_lossy(&body[..body.len().min(4096)]).to_lowercase();
+    text.contains("secondary rate limit") || text.contains("abuse detection")
+}
+
 /// A transport error in words, without the URL reqwest would print.
 fn describe_transport_error(error: &reqwest::Error) -> String {
     use std::error::Error as _;
@@ -546,6 +606,50 @@ mod tests {
         );
         let bad_gateway = classify(StatusCode::BAD_GATEWAY, &headers(&[]), at(0), &policy);
         assert!(matches!(bad_gateway, Verdict::Retry { wait: None, .. }));
+    }
+
+    #[tokio::test]
+    async fn a_secondary_limit_403_without_retry_after_waits_the_floor() {
+        use wiremock::matchers::method;
+        use wiremock::{Mock, MockServer, ResponseTemplate};
+
+        let server = MockServer::start().await;
+        let message = serde_json::json!({
+            "message": "You have exceeded a secondary rate limit. Please wait a few minutes \
+                        before you try again."
+        });
+        Mock::given(method("GET"))
+            .respond_with(ResponseTemplate::new(403).set_body_json(message))
+            .up_to_n_times(1)
+            .mount(&server)
+            .await;
+        Mock::given(method("GET"))
+            .respond_with(
+                ResponseTemplate::new(403).set_body_json(serde_json::json!({
+                    "message": "Resource not accessible by integration"
+                })),
+            )
+            .mount(&server)
+            .await;
+
+        let pause = Arc::new(RecordedPause::default());
+        let client = HttpClient::new(4).unwrap().with_pause(pause.clone());
+        let url = server.uri();
+        let response = client
+            .send("listing packages", || client.inner().get(&url))
+            .await
+            .unwrap();
+
+        // The second 403 is a refusal: handed back whole, body included, for the caller.
+        assert_eq!(response.status(), 403);
+        let body = response.text().await.unwrap();
+        assert!(body.contains("not accessible by integration"), "{body}");
+        let waits = pause.0.lock().unwrap().clone();
+        assert_eq!(waits.len(), 1, "{waits:?}");
+        assert!(
+            waits[0] >= Duration::from_secs(60),
+            "the floor: {waits:?}"
+        );
     }
 
     /// Records waits instead of sleeping.

@@ -8,4 +8,6 @@ pub mod github;
 pub mod oci;
 pub mod registry;
 pub mod sandbox;
+pub mod synthetic;
+pub mod scale;
 pub mod token;

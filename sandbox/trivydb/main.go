@@ -5,7 +5,11 @@
 // input is decoded into typed structs that reject unknown fields, so a typo in the Rust tables
 // fails here instead of silently producing a DB that Trivy reads differently.
 //
-// Usage: trivydb -in advisories.json -out DIR
+// With -pad N it also writes N generated advisories against made-up Debian packages (none of
+// which any image installs), so that benchmarks download and open a DB of realistic size. The
+// padding is deterministic: the same N gives the same bytes.
+//
+// Usage: trivydb -in advisories.json -out DIR [-pad N]
 package main
 
 import (
@@ -101,18 +105,23 @@ const schemaVersion = 2
 func main() {
 	in := flag.String("in", "", "advisory file (JSON) written by the Rust fixture")
 	out := flag.String("out", "", "directory to write trivy.db and metadata.json into")
+	pad := flag.Int("pad", 0, "generated advisories to add against made-up packages")
 	flag.Parse()
 	if *in == "" || *out == "" {
 		fmt.Fprintln(os.Stderr, "usage: trivydb -in advisories.json -out DIR")
 		os.Exit(2)
 	}
-	if err := run(*in, *out); err != nil {
+	if *pad < 0 {
+		fmt.Fprintln(os.Stderr, "trivydb: -pad must not be negative")
+		os.Exit(2)
+	}
+	if err := run(*in, *out, *pad); err != nil {
 		fmt.Fprintf(os.Stderr, "trivydb: %v\n", err)
 		os.Exit(1)
 	}
 }
 
-func run(inPath, outDir string) error {
+func run(inPath, outDir string, pad int) error {
 	raw, err := os.ReadFile(inPath)
 	if err != nil {
 		return fmt.Errorf("reading advisory file: %w", err)
@@ -126,6 +135,7 @@ func run(inPath, outDir string) error {
 	if err := check(&in); err != nil {
 		return err
 	}
+	addPadding(&in, pad)
 
 	if err := os.MkdirAll(outDir, 0o755); err != nil {
 		return fmt.Errorf("creating %s: %w", outDir, err)
@@ -248,4 +258,110 @@ func writeMetadata(path string, in *input) error {
 		return fmt.Errorf("writing %s: %w", path, err)
 	}
 	return nil
+}
+
+// The bucket padding advisories go to, and how many advisories each made-up package gets.
+const (
+	padBucket         = "debian 12"
+	padPerPackage     = 8
+	padVocabularySize = 4096
+)
+
+// padRandom is splitmix64: tiny, fast, and the same on every platform and Go release.
+type padRandom struct{ state uint64 }
+
+func (r *padRandom) next() uint64 {
+	r.state += 0x9E3779B97F4A7C15
+	z := r.state
+	z = (z ^ (z >> 30)) * 0xBF58476D1CE4E5B9
+	z = (z ^ (z >> 27)) * 0x94D049BB133111EB
+	return z ^ (z >> 31)
+}
+
+func (r *padRandom) below(n int) int { return int(r.next() % uint64(n)) }
+
+// padVocabulary makes words from syllables, so descriptions compress like English prose
+// rather than like noise or like one repeated sentence.
+func padVocabulary(r *padRandom) []string {
+	syllables := []string{"ab", "ac", "al", "an", "ar", "be", "ca", "ce", "co", "de", "di", "el",
+		"en", "er", "es", "fi", "ga", "he", "ic", "in", "io", "is", "la", "le", "li", "lo", "ma",
+		"me", "mi", "mo", "na", "ne", "no", "nt", "on", "or", "pa", "pe", "po", "pr", "ra", "re",
+		"ri", "ro", "sa", "se", "si", "st", "ta", "te", "ti", "to", "tr", "ul", "un", "ur", "va",
+		"ve", "vi"}
+	words := make([]string, padVocabularySize)
+	for i := range words {
+		n := 1 + r.below(4)
+		word := ""
+		for j := 0; j < n; j++ {
+			word += syllables[r.below(len(syllables))]
+		}
+		words[i] = word
+	}
+	return words
+}
+
+func padSentence(r *padRandom, words []string, min, max int) string {
+	n := min + r.below(max-min+1)
+	out := make([]byte, 0, n*8)
+	for i := 0; i < n; i++ {
+		if i > 0 {
+			out = append(out, ' ')
+		}
+		// Zipf-like: low indexes are far more frequent, as in prose.
+		index := r.below(len(words))
+		index = index * r.below(len(words)) / len(words)
+		out = append(out, words[index]...)
+	}
+	return string(out)
+}
+
+// addPadding appends n advisories for made-up packages (dragnet-pad-NNNNN) with full
+// vulnerability records: title, description, CVSS, CWE, references and dates.
+func addPadding(in *input, n int) {
+	if n == 0 {
+		return
+	}
+	r := &padRandom{state: 0x5EED}
+	words := padVocabulary(r)
+	severities := []string{"LOW", "MEDIUM", "HIGH", "CRITICAL"}
+	published := time.Date(2015, 1, 1, 0, 0, 0, 0, time.UTC)
+	for i := 0; i < n; i++ {
+		id := fmt.Sprintf("CVE-2090-%07d", i)
+		pkg := fmt.Sprintf("dragnet-pad-%05d", i/padPerPackage)
+		severity := 1 + r.below(4)
+		fix := advisory{FixedVersion: fmt.Sprintf("%d.%d.%d-%d+deb12u%d",
+			r.below(10), r.below(30), r.below(100), 1+r.below(5), 1+r.below(9))}
+		if r.below(5) == 0 {
+			fix = advisory{Status: 2}
+		}
+		in.Advisories = append(in.Advisories, advisoryEntry{
+			Bucket: padBucket, Package: pkg, VulnerabilityID: id, Advisory: fix,
+		})
+
+		refs := make([]string, 1+r.below(4))
+		for j := range refs {
+			refs[j] = fmt.Sprintf("https://security.example.org/advisories/%s/%016x",
+				words[r.below(len(words))], r.next())
+		}
+		date := published.Add(time.Duration(r.below(90000)) * time.Hour)
+		modified := date.Add(time.Duration(r.below(9000)) * time.Hour)
+		score := float64(10+r.below(90)) / 10
+		in.Vulnerabilities = append(in.Vulnerabilities, vulnerabilityEntry{ID: id,
+			Vulnerability: vulnerability{
+				Title:       padSentence(r, words, 4, 10),
+				Description: padSentence(r, words, 30, 90),
+				Severity:    severities[severity-1],
+				CweIDs:      []string{fmt.Sprintf("CWE-%d", 20+r.below(900))},
+				VendorSeverity: map[string]int{"debian": severity,
+					"nvd": 1 + r.below(4)},
+				CVSS: map[string]cvss{"nvd": {
+					V3Vector: fmt.Sprintf("CVSS:3.1/AV:N/AC:%s/PR:N/UI:N/S:U/C:H/I:H/A:H",
+						[]string{"L", "H"}[r.below(2)]),
+					V3Score: score,
+				}},
+				References:       refs,
+				PublishedDate:    &date,
+				LastModifiedDate: &modified,
+			}})
+	}
 }

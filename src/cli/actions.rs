@@ -54,7 +54,9 @@ pub(super) fn report_outputs(report: &Report, output_dir: &Path) -> Vec<(&'stati
         })
         .collect();
     let failed = serde_json::to_string(&failed).unwrap_or_else(|_| "[]".into());
-    let path = |name: &str| output_dir.join(name).display().to_string();
+    // Absolute, so that a later step with another working directory finds them too.
+    let dir = std::path::absolute(output_dir).unwrap_or_else(|_| output_dir.to_path_buf());
+    let path = |name: &str| dir.join(name).display().to_string();
     vec![
         ("critical", totals.findings.critical.to_string()),
         ("high", totals.findings.high.to_string()),

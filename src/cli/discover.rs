@@ -1,4 +1,7 @@
 //! `dragnet discover`: the inventory as a table or JSON on stdout.
+//!
+//! Rows are written as they are produced, never collected, so that an organization with a
+//! hundred thousand versions is printed in the memory its inventory already takes.
 
 use std::io::Write;
 
@@ -8,6 +11,7 @@ use super::{DiscoverArgs, Failure, Format};
 use crate::exit::Exit;
 use crate::github::discover::discover;
 use crate::inventory::Inventory;
+use crate::registry::{Credentials, RegistryClient, RegistryConfig};
 
 /// One row of `--format json`.
 #[derive(Debug, Serialize)]
@@ -22,18 +26,39 @@ struct Row<'a> {
 
 pub(super) async fn run(args: DiscoverArgs) -> Result<Exit, Failure> {
     let http = args.github.http(16)?;
-    let github = args.github.client(&http)?;
-    let inventory = discover(&github, &args.select.options(8)?).await?;
+    let github = args
+        .github
+        .client(&http)?
+        .with_etag_cache(args.select.etag_cache()?);
+    // The registry's tag list stands in for packages whose versions the API refuses.
+    let password = args
+        .registry_password
+        .clone()
+        .or_else(|| args.github.token.clone());
+    let registry = RegistryClient::new(
+        RegistryConfig {
+            host: args.select.registry.clone(),
+            credentials: password.map(|password| Credentials {
+                username: args.registry_username.clone(),
+                password,
+            }),
+            platforms: Vec::new(),
+        },
+        http.clone(),
+    );
+    let inventory = discover(&github, Some(&registry), &args.select.options(8)?).await?;
 
-    let rows: Vec<Row> = rows(&inventory);
-    let mut out = std::io::stdout().lock();
+    let mut out = std::io::BufWriter::new(std::io::stdout().lock());
     match args.format {
         Format::Json => {
-            serde_json::to_writer_pretty(&mut out, &rows)?;
+            use serde::Serializer as _;
+            let mut json = serde_json::Serializer::pretty(&mut out);
+            json.collect_seq(rows(&inventory))?;
             writeln!(out)?;
         }
-        Format::Table => write_table(&mut out, &rows)?,
+        Format::Table => write_table(&mut out, &inventory)?,
     }
+    out.flush()?;
     for failure in &inventory.failures {
         tracing::error!("{}: {}", failure.package, failure.cause);
     }
@@ -44,24 +69,20 @@ pub(super) async fn run(args: DiscoverArgs) -> Result<Exit, Failure> {
     })
 }
 
-fn rows(inventory: &Inventory) -> Vec<Row<'_>> {
-    inventory
-        .packages
-        .iter()
-        .flat_map(|package| {
-            package.versions.iter().map(move |version| Row {
-                package: &package.name,
-                digest: &version.digest,
-                tags: &version.tags,
-                image: inventory.image_ref(&package.name, &version.digest),
-                repository: package.repository.as_deref(),
-                updated_at: version.updated_at.as_deref(),
-            })
+fn rows(inventory: &Inventory) -> impl Iterator<Item = Row<'_>> {
+    inventory.packages.iter().flat_map(move |package| {
+        package.versions.iter().map(move |version| Row {
+            package: &package.name,
+            digest: &version.digest,
+            tags: &version.tags,
+            image: inventory.image_ref(&package.name, &version.digest),
+            repository: package.repository.as_deref(),
+            updated_at: version.updated_at.as_deref(),
         })
-        .collect()
+    })
 }
 
-fn write_table(out: &mut impl Write, rows: &[Row]) -> std::io::Result<()> {
+fn write_table(out: &mut impl Write, inventory: &Inventory) -> std::io::Result<()> {
     let tags = |row: &Row| {
         if row.tags.is_empty() {
             "(untagged)".to_string()
@@ -69,15 +90,13 @@ fn write_table(out: &mut impl Write, rows: &[Row]) -> std::io::Result<()> {
             row.tags.join(",")
         }
     };
-    let package_width = rows
-        .iter()
+    let package_width = rows(inventory)
         .map(|r| r.package.chars().count())
         .chain([7])
         .max()
         .unwrap_or(7);
-    let tags_width = rows
-        .iter()
-        .map(|r| tags(r).chars().count())
+    let tags_width = rows(inventory)
+        .map(|r| tags(&r).chars().count())
         .chain([4])
         .max()
         .unwrap_or(4);
@@ -86,7 +105,7 @@ fn write_table(out: &mut impl Write, rows: &[Row]) -> std::io::Result<()> {
         "{:package_width$}  {:tags_width$}  DIGEST",
         "PACKAGE", "TAGS"
     )?;
-    for row in rows {
+    for row in rows(inventory) {
         // Names come from the API: never let a control character reach the terminal.
         let clean = |s: &str| {
             s.chars()
@@ -97,7 +116,7 @@ fn write_table(out: &mut impl Write, rows: &[Row]) -> std::io::Result<()> {
             out,
             "{:package_width$}  {:tags_width$}  {}",
             clean(row.package),
-            clean(&tags(row)),
+            clean(&tags(&row)),
             clean(row.digest)
         )?;
     }

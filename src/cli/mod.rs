@@ -74,6 +74,17 @@ struct GitHubArgs {
     #[arg(long, env = "DRAGNET_HTTP_READ_TIMEOUT", default_value = "60s",
           value_parser = parse_duration, hide = true)]
     http_read_timeout: Duration,
+
+    /// The longest dragnet waits for a rate limit to reset or a server's retry-after before it
+    /// gives up; a discovery that would need a longer wait stops before it starts.
+    #[arg(long, env = "DRAGNET_MAX_RETRY_WAIT", default_value = "15m",
+          value_parser = parse_duration)]
+    max_retry_wait: Duration,
+
+    /// The first backoff delay between retries of a failed request (tests shorten it).
+    #[arg(long, env = "DRAGNET_RETRY_DELAY", default_value = "1s",
+          value_parser = parse_duration, hide = true)]
+    retry_delay: Duration,
 }
 
 /// What to discover.
@@ -96,9 +107,37 @@ struct SelectArgs {
     #[arg(long = "package", value_name = "NAME")]
     packages: Vec<String>,
 
-    /// Also keep versions that have no tag.
+    /// Read the packages named in this file, one a line (`#` starts a comment), as if each were
+    /// given with --package.
+    #[arg(long, value_name = "FILE")]
+    packages_file: Option<PathBuf>,
+
+    /// Keep only tags matching this regular expression (unanchored: use ^…$ for a whole tag).
+    #[arg(long = "tags", value_name = "REGEX")]
+    tags: Option<String>,
+
+    /// Leave out tags matching this glob (repeatable), such as 'pr-*'; a version goes when all
+    /// its tags do.
+    #[arg(long = "exclude", value_name = "GLOB")]
+    exclude: Vec<String>,
+
+    /// Keep only the newest N tagged versions of each package.
+    #[arg(long, value_name = "N")]
+    latest: Option<usize>,
+
+    /// Keep only versions updated within this long (e.g. 30d, 12h).
+    #[arg(long, value_name = "DURATION", value_parser = parse_duration)]
+    updated_within: Option<Duration>,
+
+    /// Also keep versions that have no tag; those a tagged multi-platform image lists are
+    /// scanned as its platforms, the rest as orphans.
     #[arg(long)]
     include_untagged: bool,
+
+    /// Where dragnet and Trivy keep their caches (GitHub ETags, the vulnerability DB, image
+    /// layers, scan results); safe to delete at any time.
+    #[arg(long, env = "DRAGNET_CACHE_DIR")]
+    cache_dir: Option<PathBuf>,
 
     /// The container registry the packages live in; loopback addresses are spoken to over
     /// plain HTTP.
@@ -122,6 +161,14 @@ struct DiscoverArgs {
     /// Output format.
     #[arg(long, value_enum, default_value_t = Format::Table)]
     format: Format,
+
+    /// The registry username, for reading tag lists when the API refuses a package's versions.
+    #[arg(long, env = "DRAGNET_REGISTRY_USERNAME", default_value = "dragnet")]
+    registry_username: String,
+
+    /// The registry password; defaults to the GitHub token.
+    #[arg(long, env = "DRAGNET_REGISTRY_PASSWORD", hide_env_values = true, value_parser = parse_secret)]
+    registry_password: Option<Secret>,
 }
 
 #[derive(Debug, Args)]
@@ -148,6 +195,11 @@ struct ScanArgs {
     #[arg(long, env = "DRAGNET_TRIVY", default_value = "trivy")]
     trivy: PathBuf,
 
+    /// The most bytes of one Trivy report dragnet reads; a larger one fails that image (tests
+    /// lower it to try an enormous report cheaply).
+    #[arg(long, default_value_t = crate::trivy::DEFAULT_OUTPUT_LIMIT, hide = true)]
+    trivy_output_limit: usize,
+
     /// How many images to scan at once; defaults to the number of cores.
     #[arg(long)]
     concurrency: Option<usize>,
@@ -169,11 +221,6 @@ struct ScanArgs {
     #[arg(long)]
     rescan: bool,
 
-    /// Where dragnet and Trivy keep their caches (the vulnerability DB, image layers); safe to
-    /// delete at any time.
-    #[arg(long, env = "DRAGNET_CACHE_DIR")]
-    cache_dir: Option<PathBuf>,
-
     /// Where Trivy downloads its vulnerability DB from (repeatable, tried in order).
     #[arg(long = "db-repository", value_name = "REPOSITORY")]
     db_repositories: Vec<String>,
@@ -189,6 +236,28 @@ struct ScanArgs {
     /// Upload the SARIF to code scanning after the scan.
     #[arg(long)]
     upload: bool,
+
+    /// Point each package's alerts at this file of the repository, such as
+    /// `docker/{name}/Dockerfile` ({package}: products/bfx/samtools, {name}: samtools,
+    /// {owner}); default `containers/<package>`.
+    #[arg(long, value_name = "TEMPLATE")]
+    location_template: Option<crate::sarif::LocationTemplate>,
+
+    /// Ignore the vulnerabilities a Trivy ignore file lists (`.trivyignore`, or its YAML form
+    /// `.trivyignore.yaml`); repeatable. Ignored findings stay out of the SARIF and are counted
+    /// in the summary.
+    #[arg(long = "ignorefile", value_name = "FILE")]
+    ignorefiles: Vec<PathBuf>,
+
+    /// Ignore the vulnerabilities an allowlist names, each with a reason and an expiry date
+    /// (YAML; see docs/code-scanning.md); repeatable. An expired entry warns and no longer
+    /// ignores.
+    #[arg(long = "allowlist", value_name = "FILE")]
+    allowlists: Vec<PathBuf>,
+
+    /// Also write a CycloneDX SBOM of every scanned image, from Trivy, to sbom/.
+    #[arg(long)]
+    sbom: bool,
 
     /// Scan the images of a plan written by `dragnet plan` instead of discovering them; the
     /// discovery options are not used. Writes scan-run.json for `dragnet merge`.
@@ -226,6 +295,27 @@ struct TargetArgs {
     /// How many times to ask before giving up on an upload's processing.
     #[arg(long, default_value_t = 60, hide = true)]
     max_polls: usize,
+
+    /// Where each package's SARIF goes: `current` (the repository above) or `linked` (the
+    /// repository each package is linked to, at the head of its default branch; packages
+    /// without one are listed, not uploaded).
+    #[arg(long, value_enum, default_value_t = crate::route::Route::Current)]
+    route: crate::route::Route,
+
+    /// Show what would be uploaded and which stale categories closed, and send nothing.
+    #[arg(long)]
+    dry_run: bool,
+
+    /// Leave alone the dragnet categories this run no longer produces, instead of closing
+    /// their alerts with an empty run (for several dragnet workflows sharing one repository).
+    #[arg(long)]
+    keep_stale: bool,
+
+    /// Send at most this many SARIF uploads an hour (GitHub accepts 1,000); beyond a first
+    /// burst, uploads are spaced evenly.
+    #[arg(long, default_value_t = crate::github::code_scanning::UPLOADS_PER_HOUR,
+          value_parser = clap::value_parser!(u32).range(1..))]
+    uploads_per_hour: u32,
 }
 
 #[derive(Debug, Args)]
@@ -389,7 +479,7 @@ impl Command {
     /// The credentials this command holds, for masking.
     fn secrets(&self) -> Vec<&Secret> {
         let (github, password) = match self {
-            Command::Discover(args) => (&args.github, None),
+            Command::Discover(args) => (&args.github, args.registry_password.as_ref()),
             Command::Scan(args) => (&args.github, args.registry_password.as_ref()),
             Command::Upload(args) => (&args.github, None),
             Command::Plan(args) => (&args.github, args.registry_password.as_ref()),
@@ -448,10 +538,13 @@ impl GitHubArgs {
             connect: self.http_connect_timeout,
             read: self.http_read_timeout,
         };
-        Ok(crate::http::HttpClient::with_timeouts(
-            max_concurrent,
-            timeouts,
-        )?)
+        let policy = crate::http::RetryPolicy {
+            min_delay: self.retry_delay,
+            max_delay: self.retry_delay.max(Duration::from_secs(30)),
+            max_wait: self.max_retry_wait,
+            ..crate::http::RetryPolicy::default()
+        };
+        Ok(crate::http::HttpClient::with_timeouts(max_concurrent, timeouts)?.with_policy(policy))
     }
 
     fn client(
@@ -470,21 +563,55 @@ impl SelectArgs {
         concurrency: usize,
     ) -> Result<crate::github::discover::DiscoverOptions, Failure> {
         crate::github::discover::compile_patterns(&self.patterns).map_err(Failure::usage)?;
+        let filter = crate::filter::VersionFilter::new(
+            self.tags.as_deref(),
+            &self.exclude,
+            self.latest,
+            self.updated_within,
+            self.include_untagged,
+        )
+        .map_err(Failure::usage)?;
+        let mut packages = self.packages.clone();
+        if let Some(file) = &self.packages_file {
+            packages.extend(
+                crate::github::discover::read_packages_file(file).map_err(Failure::usage)?,
+            );
+        }
         Ok(crate::github::discover::DiscoverOptions {
             owner: self.owner.clone().ok_or_else(|| {
                 Failure::usage(anyhow::anyhow!("no owner: pass --owner ORG"))
             })?,
             owner_kind: self.owner_type,
             patterns: self.patterns.clone(),
-            packages: self.packages.clone(),
-            include_untagged: self.include_untagged,
+            packages,
+            filter,
             registry: self.registry.clone(),
             concurrency,
         })
     }
+
+    /// The ETag cache under the cache directory.
+    fn etag_cache(&self) -> Result<crate::github::etag::EtagCache, Failure> {
+        let dir = scan::cache_dir(self.cache_dir.as_deref())?;
+        Ok(crate::github::etag::EtagCache::under(&dir))
+    }
 }
 
 impl TargetArgs {
+    /// The target for `--route current` (required), or for `--route linked` (the current
+    /// repository's commit and ref when all three are known, used if a package links to it).
+    fn current_target(
+        &self,
+        route: crate::route::Route,
+    ) -> Result<Option<crate::github::code_scanning::UploadTarget>, Failure> {
+        let complete = self.repository.is_some() && self.sha.is_some() && self.git_ref.is_some();
+        match route {
+            crate::route::Route::Current => self.upload_target().map(Some),
+            crate::route::Route::Linked if complete => self.upload_target().map(Some),
+            crate::route::Route::Linked => Ok(None),
+        }
+    }
+
     fn upload_target(&self) -> Result<crate::github::code_scanning::UploadTarget, Failure> {
         let missing = |what: &str, flag: &str, var: &str| {
             Failure::usage(anyhow::anyhow!(

@@ -8,7 +8,6 @@ use std::path::Path;
 
 use super::{Failure, PlanArgs};
 use crate::exit::Exit;
-use crate::http::HttpClient;
 use crate::output::write_atomic;
 use crate::plan::Plan;
 use crate::registry::Credentials;
@@ -25,7 +24,7 @@ pub(super) struct LoadedPlan {
 }
 
 pub(super) async fn run(args: PlanArgs) -> Result<Exit, Failure> {
-    let http = HttpClient::new(16)?;
+    let http = args.github.http(16)?;
     let github = args.github.client(&http)?;
     let password = args
         .registry_password

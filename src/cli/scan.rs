@@ -28,12 +28,14 @@ pub(super) async fn run(args: ScanArgs) -> Result<Exit, Failure> {
             "--concurrency must be at least 1"
         )));
     }
-    let upload_target = if args.upload {
-        Some(args.target.upload_target()?)
+    // `--dry-run` plans the upload without `--upload`: it sends nothing either way.
+    let uploading = args.upload || args.target.dry_run;
+    let upload_target = if uploading {
+        args.target.current_target(args.target.route)?
     } else {
         None
     };
-    let cache_dir = cache_dir(args.cache_dir.as_deref())?;
+    let cache_dir = cache_dir(args.select.cache_dir.as_deref())?;
     let mut severities = args.severity.clone();
     severities.sort_by(|a, b| b.cmp(a));
     severities.dedup();
@@ -79,7 +81,8 @@ pub(super) async fn run(args: ScanArgs) -> Result<Exit, Failure> {
             username: args.registry_username.clone(),
             password,
         }),
-    });
+    })
+    .with_output_limit(args.trivy_output_limit);
     let started_at = now_rfc3339();
     let started = Instant::now();
     let mut trivy_version = trivy.version().await?;
@@ -133,18 +136,17 @@ pub(super) async fn run(args: ScanArgs) -> Result<Exit, Failure> {
 
     // Upload.
     let mut upload_failed = false;
-    if let Some(target) = upload_target {
-        let uploading = super::upload::upload_all(&github, &target, &sarif_files, &args.target);
-        let Ok(receipts) = interrupt.until(uploading).await else {
+    if uploading {
+        let options = super::upload::UploadOptions::from_args(&args.target);
+        let work = super::upload::upload(&github, upload_target.as_ref(), &sarif_files, &options);
+        let Ok(summary) = interrupt.until(work).await else {
             let stop = interrupt.received().unwrap_or(Stop::Interrupt);
             tracing::warn!("stopped by {} while uploading; results were written", stop.name());
             return Ok(stop.exit());
         };
-        upload_failed = !receipts.iter().all(|r| r.succeeded());
-        write_atomic(
-            &args.output_dir.join("uploads.json"),
-            serde_json::to_string_pretty(&receipts)?.as_bytes(),
-        )?;
+        let summary = summary?;
+        upload_failed = !summary.succeeded();
+        super::upload::write_summary(&args.output_dir, &summary)?;
     }
 
     let worst = run
@@ -168,10 +170,7 @@ pub(super) async fn discover_and_plan(
     platforms: &[crate::plan::Platform],
     credentials: Option<Credentials>,
 ) -> Result<crate::plan::Plan, Failure> {
-    // Discover.
-    let inventory = discover(github, &select.options(8)?).await?;
-
-    // Resolve and plan.
+    // Discover; the registry stands in for packages whose versions the API refuses.
     let registry = RegistryClient::new(
         RegistryConfig {
             host: select.registry.clone(),
@@ -180,6 +179,10 @@ pub(super) async fn discover_and_plan(
         },
         http.clone(),
     );
+    let github = github.clone().with_etag_cache(select.etag_cache()?);
+    let inventory = discover(&github, Some(&registry), &select.options(8)?).await?;
+
+    // Resolve and plan.
     let resolutions = resolve(&registry, &inventory, 8).await;
     let plan = crate::plan::build(&inventory, resolutions);
     tracing::info!(
@@ -241,7 +244,7 @@ fn write_outputs(dir: &Path, report: &Report) -> Result<Vec<PathBuf>, Failure> {
 }
 
 /// `--cache-dir`, else `$XDG_CACHE_HOME/dragnet`, else `~/.cache/dragnet`.
-fn cache_dir(given: Option<&Path>) -> Result<PathBuf, Failure> {
+pub(super) fn cache_dir(given: Option<&Path>) -> Result<PathBuf, Failure> {
     if let Some(dir) = given {
         return Ok(dir.to_path_buf());
     }

@@ -58,9 +58,6 @@ pub struct DiscoverOptions {
     pub registry: String,
     /// How many packages to read at once.
     pub concurrency: usize,
-    /// The longest wait for a rate-limit reset dragnet accepts; a listing that would need a
-    /// longer one stops before it starts.
-    pub max_wait: Duration,
 }
 
 /// A `--pattern` that is not a valid glob.
@@ -93,6 +90,31 @@ pub fn compile_patterns(patterns: &[String]) -> Result<Option<GlobSet>, PatternE
     })
 }
 
+/// A `--packages-file` that cannot be read.
+#[derive(Debug, thiserror::Error)]
+#[error("could not read --packages-file {}: {source}", path.display())]
+pub struct PackagesFileError {
+    path: std::path::PathBuf,
+    source: std::io::Error,
+}
+
+/// Reads package names from a file: one a line; blank lines and `#` comments are ignored.
+pub fn read_packages_file(path: &Path) -> Result<Vec<String>, PackagesFileError> {
+    let text = std::fs::read_to_string(path).map_err(|source| PackagesFileError {
+        path: path.to_path_buf(),
+        source,
+    })?;
+    Ok(parse_packages(&text))
+}
+
+fn parse_packages(text: &str) -> Vec<String> {
+    text.lines()
+        .map(|line| line.split_once('#').map_or(line, |(name, _)| name).trim())
+        .filter(|name| !name.is_empty())
+        .map(str::to_string)
+        .collect()
+}
+
 #[derive(Debug, Deserialize)]
 struct ApiUser {
     #[serde(rename = "type")]
@@ -104,6 +126,8 @@ struct ApiPackage {
     name: String,
     #[serde(default)]
     repository: Option<ApiRepository>,
+    #[serde(default)]
+    version_count: Option<u64>,
 }
 
 #[derive(Debug, Deserialize)]
@@ -140,7 +164,10 @@ impl GitHubClient {
         let url = self.url(&format!("users/{}", encode_segment(owner)))?;
         let (user, _): (ApiUser, _) = self.get_page(&what, url).await.map_err(|e| {
             with_hint(e, |status| match status {
-                StatusCode::NOT_FOUND => Some(format!("no GitHub account is named `{owner}`")),
+                StatusCode::UNAUTHORIZED => Some(TOKEN_HINT.into()),
+                StatusCode::NOT_FOUND => Some(format!(
+                    "no GitHub account is named `{owner}`: check --owner"
+                )),
                 _ => None,
             })
         })?;
@@ -168,16 +195,13 @@ impl GitHubClient {
             .append_pair("per_page", "100");
         self.get_all(&what, url).await.map_err(|e| {
             with_hint(e, |status| match (status, kind) {
-                (StatusCode::BAD_REQUEST, OwnerKind::Organization) => Some(
-                    "the Actions GITHUB_TOKEN cannot list an organization's packages: name them \
-                     with --package (their versions can be read by exact name), or use a \
-                     classic personal access token with read:packages"
+                (StatusCode::BAD_REQUEST, OwnerKind::Organization) => Some(LISTING_HINT.into()),
+                (StatusCode::UNAUTHORIZED, _) => Some(TOKEN_HINT.into()),
+                (StatusCode::FORBIDDEN, _) => Some(
+                    "the token lacks the read:packages scope: use a classic personal access \
+                     token with read:packages, or name the packages with --package"
                         .into(),
                 ),
-                (StatusCode::UNAUTHORIZED, _) => Some(TOKEN_HINT.into()),
-                (StatusCode::FORBIDDEN, _) => {
-                    Some("the token needs the read:packages scope".into())
-                }
                 (StatusCode::NOT_FOUND, _) => Some(format!(
                     "no {} named `{owner}` is visible to this token; check --owner and \
                      --owner-type",
@@ -213,6 +237,18 @@ impl GitHubClient {
         Ok(package)
     }
 
+    /// The first page of a package's versions.
+    fn versions_url(&self, owner: &str, kind: OwnerKind, name: &str) -> Result<Url, GitHubError> {
+        let mut url = self.url(&format!(
+            "{}/{}/packages/container/{}/versions",
+            kind.path_prefix(),
+            encode_segment(owner),
+            encode_segment(name)
+        ))?;
+        url.query_pairs_mut().append_pair("per_page", "100");
+        Ok(url)
+    }
+
     /// Every version of one package.
     async fn list_versions(
         &self,
@@ -221,13 +257,7 @@ impl GitHubClient {
         name: &str,
     ) -> Result<Vec<ApiVersion>, GitHubError> {
         let what = format!("listing the versions of `{name}`");
-        let mut url = self.url(&format!(
-            "{}/{}/packages/container/{}/versions",
-            kind.path_prefix(),
-            encode_segment(owner),
-            encode_segment(name)
-        ))?;
-        url.query_pairs_mut().append_pair("per_page", "100");
+        let url = self.versions_url(owner, kind, name)?;
         self.get_all(&what, url)
             .await
             .map_err(|e| package_hint(e, name))
@@ -237,13 +267,23 @@ impl GitHubClient {
 const TOKEN_HINT: &str =
     "the token is missing or invalid: set GITHUB_TOKEN (or --token) to a token with read:packages";
 
+const LISTING_HINT: &str = "the Actions GITHUB_TOKEN cannot list an organization's packages. \
+     Either name them with --package NAME (repeatable) or --packages-file FILE, each package \
+     granting this repository read access under its \"Manage Actions access\" settings; or use a \
+     classic personal access token with read:packages";
+
 fn package_hint(error: GitHubError, name: &str) -> GitHubError {
     with_hint(error, |status| match status {
         StatusCode::UNAUTHORIZED => Some(TOKEN_HINT.into()),
-        StatusCode::FORBIDDEN | StatusCode::NOT_FOUND => Some(format!(
-            "the package `{name}` does not exist or this token cannot read it: a PAT needs \
-             read:packages; the Actions GITHUB_TOKEN needs the package's \"Manage Actions \
-             access\" to grant this repository"
+        StatusCode::FORBIDDEN => Some(format!(
+            "this token may not read package `{name}`: a classic PAT needs read:packages; the \
+             Actions GITHUB_TOKEN needs the package's \"Manage Actions access\" to grant this \
+             repository"
+        )),
+        StatusCode::NOT_FOUND => Some(format!(
+            "the package `{name}` does not exist or this token cannot see it: check the name; a \
+             classic PAT needs read:packages; the Actions GITHUB_TOKEN needs the package's \
+             \"Manage Actions access\" to grant this repository"
         )),
         _ => None,
     })
@@ -270,9 +310,22 @@ fn with_hint(error: GitHubError, hint: impl FnOnce(StatusCode) -> Option<String>
     }
 }
 
+/// A package to read: its name, and what the listing already said about it.
+#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord)]
+struct Wanted {
+    name: String,
+    repository: Option<String>,
+    /// The version count the listing reported (`None` for a named package).
+    version_count: Option<u64>,
+}
+
 /// Discovers the owner's matching packages and their versions.
+///
+/// `registry`, when given, lists the tags of a package whose versions the API refuses (403 or
+/// 404), so that a token with registry access but no API access still finds the images.
 pub async fn discover(
     client: &GitHubClient,
+    registry: Option<&RegistryClient>,
     options: &DiscoverOptions,
 ) -> Result<Inventory, DiscoverError> {
     let patterns = compile_patterns(&options.patterns)?;
@@ -284,29 +337,39 @@ pub async fn discover(
     tracing::debug!(?kind, "owner `{owner}`");
 
     // The packages: listed, or named by the user.
-    let listed: Vec<(String, Option<String>)> = if options.packages.is_empty() {
+    let named = !options.packages.is_empty();
+    let listed: Vec<Wanted> = if named {
+        options
+            .packages
+            .iter()
+            .map(|name| Wanted {
+                name: name.clone(),
+                repository: None,
+                version_count: None,
+            })
+            .collect()
+    } else {
         client
             .list_packages(owner, kind)
             .await?
             .into_iter()
-            .map(|p| (p.name, p.repository.map(|r| r.full_name)))
-            .collect()
-    } else {
-        options
-            .packages
-            .iter()
-            .map(|name| (name.clone(), None))
+            .map(|p| Wanted {
+                name: p.name,
+                repository: p.repository.map(|r| r.full_name),
+                version_count: p.version_count,
+            })
             .collect()
     };
     let total = listed.len();
-    let mut selected: Vec<(String, Option<String>)> = listed
+    let mut selected: Vec<Wanted> = listed
         .into_iter()
-        .filter(|(name, _)| patterns.as_ref().is_none_or(|set| set.is_match(name)))
+        .filter(|p| patterns.as_ref().is_none_or(|set| set.is_match(&p.name)))
         .collect();
     selected.sort();
-    selected.dedup();
+    selected.dedup_by(|a, b| a.name == b.name);
     tracing::info!(
-        "found {total} container packages of {owner}; {} match{}",
+        "{} {total} container packages of {owner}; {} match{}",
+        if named { "named" } else { "found" },
         selected.len(),
         if options.patterns.is_empty() {
             String::new()
@@ -315,12 +378,16 @@ pub async fn discover(
         }
     );
 
+    // Enough budget to read them all, or a clear word now rather than a failure half-way.
+    // The HTTP layer's longest wait is the longest the user accepts.
+    let max_wait = client.http().policy().max_wait;
+    check_budget(client, owner, kind, &selected, named, max_wait).await?;
+
     // Their versions, a few packages at a time.
-    let named = !options.packages.is_empty();
-    let results: Vec<(String, Result<Package, GitHubError>)> =
-        futures::stream::iter(selected.into_iter().map(|(name, repository)| async move {
-            let package =
-                read_package(client, owner, kind, &name, repository, named, options).await;
+    let results: Vec<(String, Result<(Package, Selection), PackageError>)> =
+        futures::stream::iter(selected.into_iter().map(|wanted| async move {
+            let name = wanted.name.clone();
+            let package = read_package(client, registry, owner, kind, wanted, named, options).await;
             (name, package)
         }))
         .buffer_unordered(options.concurrency.max(1))
@@ -329,9 +396,13 @@ pub async fn discover(
 
     let mut packages = Vec::new();
     let mut failures = Vec::new();
+    let mut selection = Selection::default();
     for (name, result) in results {
         match result {
-            Ok(package) => packages.push(package),
+            Ok((package, counts)) => {
+                selection.add(&counts);
+                packages.push(package);
+            }
             Err(error) => {
                 tracing::warn!("{error}");
                 failures.push(PackageFailure {
@@ -344,9 +415,27 @@ pub async fn discover(
     packages.sort_by(|a, b| a.name.cmp(&b.name));
     failures.sort_by(|a, b| a.package.cmp(&b.package));
     let versions: usize = packages.iter().map(|p| p.versions.len()).sum();
+    let left_out: Vec<String> = selection
+        .reasons()
+        .iter()
+        .map(|(reason, count)| format!("{reason} {count}"))
+        .collect();
     tracing::info!(
-        "discovered {versions} versions in {} packages",
-        packages.len()
+        "kept {versions} of {} versions in {} packages{}",
+        selection.listed,
+        packages.len(),
+        if left_out.is_empty() {
+            String::new()
+        } else {
+            format!(" (left out: {})", left_out.join(", "))
+        }
+    );
+    let calls = client.calls();
+    tracing::info!(
+        "made {} GitHub API calls; {} were answered 304 Not Modified from the ETag cache and \
+         cost no rate limit",
+        calls.gets(),
+        calls.not_modified()
     );
 
     Ok(Inventory {
@@ -354,29 +443,156 @@ pub async fn discover(
         registry: options.registry.clone(),
         packages,
         failures,
-        selection: Default::default(),
+        selection,
     })
+}
+
+/// Checks the rate-limit budget against the calls reading `packages` needs: warns and goes on
+/// when the budget resets within `max_wait`, stops when it does not.
+async fn check_budget(
+    client: &GitHubClient,
+    owner: &str,
+    kind: OwnerKind,
+    packages: &[Wanted],
+    named: bool,
+    max_wait: Duration,
+) -> Result<(), DiscoverError> {
+    // A page per 100 versions (at least one), plus the package itself when it was named; a
+    // first page the ETag cache holds will likely be answered 304, which costs nothing.
+    let mut needed = 0u64;
+    let mut revalidations = 0u64;
+    for package in packages {
+        let cached = client
+            .versions_url(owner, kind, &package.name)
+            .is_ok_and(|url| client.has_cached(&url));
+        let pages = package.version_count.unwrap_or(1).div_ceil(100).max(1);
+        if cached {
+            revalidations += pages;
+        } else {
+            needed += pages;
+        }
+        if named {
+            needed += 1;
+        }
+    }
+    if needed == 0 {
+        return Ok(());
+    }
+    let budget = match client.rate_limit().await {
+        Ok(budget) => budget,
+        Err(error) => {
+            // GitHub Enterprise Server may run without rate limits, and answer 404 here.
+            tracing::debug!("could not read the rate limit, going on: {error}");
+            return Ok(());
+        }
+    };
+    let now = SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .unwrap_or_default()
+        .as_secs();
+    let story = format!(
+        "reading {} packages needs about {needed} GitHub API calls{}; the token has {} of {} \
+         left until the budget resets at {}",
+        packages.len(),
+        if revalidations > 0 {
+            format!(" (and {revalidations} revalidations of cached answers, likely free)")
+        } else {
+            String::new()
+        },
+        budget.remaining,
+        budget.limit,
+        clock_time(budget.reset)
+    );
+    match judge(&budget, needed, now, max_wait) {
+        Verdict::Enough => {
+            tracing::debug!("{story}");
+            Ok(())
+        }
+        Verdict::Pace { wait } => {
+            tracing::warn!(
+                "{story}: dragnet will pause when the budget runs out and go on after the \
+                 reset; the listing will take about {} longer",
+                in_words(wait)
+            );
+            Ok(())
+        }
+        Verdict::Short { wait } => Err(DiscoverError::Budget {
+            story,
+            wait: in_words(wait),
+            max_wait: in_words(max_wait),
+        }),
+    }
+}
+
+/// Why one package could not be read.
+#[derive(Debug, thiserror::Error)]
+pub enum PackageError {
+    /// The API refused, and there was no registry to ask instead.
+    #[error(transparent)]
+    GitHub(#[from] GitHubError),
+    /// The API refused, and so did the registry's tag list.
+    #[error("{api}\n  the registry's tag list could not stand in: {registry}")]
+    Fallback {
+        api: GitHubError,
+        registry: RegistryError,
+    },
 }
 
 async fn read_package(
     client: &GitHubClient,
+    registry: Option<&RegistryClient>,
     owner: &str,
     kind: OwnerKind,
-    name: &str,
-    mut repository: Option<String>,
+    wanted: Wanted,
     named: bool,
     options: &DiscoverOptions,
-) -> Result<Package, GitHubError> {
+) -> Result<(Package, Selection), PackageError> {
+    let name = wanted.name.as_str();
+    let mut repository = wanted.repository;
+
     // A package named by the user was not listed, so its linked repository is not known yet.
-    if named {
-        repository = client
-            .package(owner, kind, name)
-            .await?
-            .repository
-            .map(|r| r.full_name);
-    }
-    let versions = client.list_versions(owner, kind, name).await?;
-    let all = versions.len();
+    let listed = async {
+        if named {
+            repository = client
+                .package(owner, kind, name)
+                .await?
+                .repository
+                .map(|r| r.full_name);
+        }
+        client.list_versions(owner, kind, name).await
+    };
+    let versions = match listed.await {
+        Ok(versions) => versions,
+        Err(api) => {
+            let refused = matches!(
+                api.status(),
+                Some(StatusCode::FORBIDDEN | StatusCode::NOT_FOUND)
+            );
+            let Some(registry) = registry.filter(|_| refused) else {
+                return Err(api.into());
+            };
+            let path = format!("{}/{name}", owner.to_lowercase());
+            return match versions_from_registry(registry, &path, &options.filter, options).await {
+                Ok((versions, counts)) => {
+                    tracing::warn!(
+                        "`{name}`: the API would not list its versions ({}); read {} tags from \
+                         the registry's tag list instead",
+                        api.status().map_or_else(String::new, |s| s.to_string()),
+                        counts.listed
+                    );
+                    let package = Package {
+                        name: name.to_string(),
+                        repository,
+                        versions,
+                        source: VersionSource::RegistryTags,
+                    };
+                    Ok((package, counts))
+                }
+                Err(registry) => Err(PackageError::Fallback { api, registry }),
+            };
+        }
+    };
+
     let versions: Vec<Version> = versions
         .into_iter()
         .map(|v| Version {
@@ -389,15 +605,73 @@ async fn read_package(
                 .unwrap_or_default(),
             updated_at: v.updated_at,
         })
-        .filter(|v| options.include_untagged || !v.tags.is_empty())
         .collect();
-    tracing::debug!("{name}: {all} versions, {} kept", versions.len());
-    Ok(Package {
+    let (versions, counts) = options.filter.apply(versions);
+    tracing::debug!(
+        "{name}: {} versions, {} kept",
+        counts.listed,
+        versions.len()
+    );
+    let package = Package {
         name: name.to_string(),
         repository,
         versions,
-        source: Default::default(),
-    })
+        source: VersionSource::Api,
+    };
+    Ok((package, counts))
+}
+
+/// A package's versions from the registry: its tags, filtered, each resolved to its digest and
+/// grouped by digest. There are no ids and no times.
+async fn versions_from_registry(
+    registry: &RegistryClient,
+    repository: &str,
+    filter: &VersionFilter,
+    options: &DiscoverOptions,
+) -> Result<(Vec<Version>, Selection), RegistryError> {
+    let tags = registry.tags(repository).await?;
+    let (tags, counts) = filter.apply_to_tags(tags);
+    if filter.needs_times() {
+        tracing::warn!(
+            "{repository}: the registry's tag list has no times, so --latest and \
+             --updated-within keep all of its {} tags",
+            tags.len()
+        );
+    }
+
+    let digests: Vec<(String, Result<String, RegistryError>)> =
+        futures::stream::iter(tags.into_iter().map(|tag| async move {
+            let digest = registry.tag_digest(repository, &tag).await;
+            (tag, digest)
+        }))
+        .buffer_unordered(options.concurrency.max(1))
+        .collect()
+        .await;
+    let mut by_digest: BTreeMap<String, Vec<String>> = BTreeMap::new();
+    for (tag, digest) in digests {
+        match digest {
+            Ok(digest) => by_digest.entry(digest).or_default().push(tag),
+            // Deleted between the list and now: nothing left to scan under that tag.
+            Err(RegistryError::Status {
+                status: StatusCode::NOT_FOUND,
+                ..
+            }) => tracing::debug!("{repository}: tag {tag} vanished after listing"),
+            Err(error) => return Err(error),
+        }
+    }
+    let versions = by_digest
+        .into_iter()
+        .map(|(digest, mut tags)| {
+            tags.sort();
+            Version {
+                id: 0,
+                digest,
+                tags,
+                updated_at: None,
+            }
+        })
+        .collect();
+    Ok((versions, counts))
 }
 
 /// Discovery could not even start.
@@ -407,11 +681,32 @@ pub enum DiscoverError {
     Pattern(#[from] PatternError),
     #[error(transparent)]
     GitHub(#[from] GitHubError),
+    /// The rate-limit budget cannot cover the listing within the allowed wait.
+    #[error(
+        "{story}, {wait} from now, which is longer than --max-retry-wait ({max_wait}); \
+         stopping before spending the budget\n  hint: rerun after the reset, pass \
+         --max-retry-wait with a longer wait, narrow the run with --pattern or --package, or use \
+         a token with a larger budget"
+    )]
+    Budget {
+        story: String,
+        wait: String,
+        max_wait: String,
+    },
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_packages_file_ignores_blank_lines_and_comments() {
+        let text = "# bioinformatics\nproducts/bfx/samtools\n\n  products/bfx/bwa  # aligner\n";
+        assert_eq!(
+            parse_packages(text),
+            ["products/bfx/samtools", "products/bfx/bwa"]
+        );
+    }
 
     #[test]
     fn star_does_not_cross_a_slash() {

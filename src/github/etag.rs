@@ -75,6 +75,11 @@ impl EtagCache {
         self.dir.join(format!("{key}.gz"))
     }
 
+    /// Whether an entry exists for `key` (it may still turn out unreadable).
+    pub fn contains(&self, key: &str) -> bool {
+        self.path(key).is_file()
+    }
+
     /// The cached answer for `key`, if a readable one exists.
     pub fn get(&self, key: &str) -> Option<CachedAnswer> {
         let file = std::fs::File::open(self.path(key)).ok()?;

@@ -131,6 +131,13 @@ impl GitHubClient {
         &self.calls
     }
 
+    /// Whether the ETag cache holds an answer for a GET of `url`.
+    fn has_cached(&self, url: &Url) -> bool {
+        self.etags
+            .as_ref()
+            .is_some_and(|cache| cache.contains(&EtagCache::key(url.as_str(), self.token.as_ref())))
+    }
+
     /// The HTTP layer, shared with other clients.
     pub fn http(&self) -> &HttpClient {
         &self.http

@@ -82,12 +82,11 @@ impl RegistryClient {
 
     /// The `tags/list?…` path of a `rel="next"` link, refusing one that leaves the repository.
     fn next_page(&self, what: &str, repository: &str, next: &str) -> Result<String, RegistryError> {
-        let base = url::Url::parse(&format!("{}/", self.base)).map_err(|e| {
-            RegistryError::Malformed {
+        let base =
+            url::Url::parse(&format!("{}/", self.base)).map_err(|e| RegistryError::Malformed {
                 what: what.to_string(),
                 detail: e.to_string(),
-            }
-        })?;
+            })?;
         let url = base.join(next).map_err(|e| RegistryError::Malformed {
             what: what.to_string(),
             detail: format!("the Link header's next URL is invalid: {e}"),

@@ -7,11 +7,12 @@
 use std::collections::{BTreeMap, BTreeSet, HashMap};
 
 use crate::finding::Finding;
+use crate::ignore::IgnoreList;
 use crate::plan::{Plan, ScanTarget, TargetRef};
 use crate::scan::{Outcome, ScanResult, ScanRun};
 
 use super::{
-    Failure, ImageReport, ImageStatus, PackageReport, PackageStatus, Report, RunInfo,
+    Failure, IgnoreEntry, IgnoreSummary, IgnoredFinding, ImageReport, ImageStatus, PackageReport, PackageStatus, Report, RunInfo,
     SCHEMA_VERSION, SeverityCounts, Totals, VersionImage, VersionReport, VersionStatus,
 };
 
@@ -26,11 +27,23 @@ impl Report {
     /// digest (merged shards, a retry), a successful scan wins over a failure, and the later of
     /// two equal outcomes wins. Results for digests the plan does not know are ignored.
     pub fn build(plan: &Plan, run: &ScanRun) -> Report {
+        Report::build_ignoring(plan, run, &IgnoreList::default())
+    }
+
+    /// Builds the report as [`Report::build`] does, with the findings `ignore` matches moved
+    /// out of each image's findings (and counts) into its `ignored` list.
+    pub fn build_ignoring(plan: &Plan, run: &ScanRun, ignore: &IgnoreList) -> Report {
         let results = results_by_digest(run);
         let mut images: Vec<ImageReport> = plan
             .targets
             .iter()
-            .map(|target| image_report(target, results.get(target.digest.as_str()).copied()))
+            .map(|target| {
+                image_report(
+                    target,
+                    results.get(target.digest.as_str()).copied(),
+                    ignore,
+                )
+            })
             .collect();
         images.sort_by(|a, b| a.digest.cmp(&b.digest));
         images.dedup_by(|later, earlier| later.digest == earlier.digest);
@@ -38,6 +51,7 @@ impl Report {
         let packages = package_reports(plan, &images);
         let failures = failures(plan, &images);
         let totals = totals(&packages, &images);
+        let ignore = ignore_summary(ignore, &images);
         Report {
             schema_version: SCHEMA_VERSION,
             owner: plan.owner.clone(),
@@ -53,6 +67,8 @@ impl Report {
             packages,
             images,
             failures,
+            selection: plan.selection,
+            ignore,
         }
     }
 }
@@ -78,7 +94,28 @@ fn is_scanned(result: &ScanResult) -> bool {
     matches!(result.outcome, Outcome::Scanned { .. })
 }
 
-fn image_report(target: &ScanTarget, result: Option<&ScanResult>) -> ImageReport {
+/// What each ignore entry matched, counted once per scanned image.
+fn ignore_summary(ignore: &IgnoreList, images: &[ImageReport]) -> IgnoreSummary {
+    let entry = |rule: &crate::ignore::IgnoreRule| IgnoreEntry {
+        id: rule.id.clone(),
+        reason: rule.reason.clone(),
+        matched: images
+            .iter()
+            .flat_map(|i| &i.ignored)
+            .filter(|f| f.ignored_by == rule.reason)
+            .count(),
+    };
+    IgnoreSummary {
+        entries: ignore.rules().iter().map(entry).collect(),
+        expired: ignore.expired().iter().map(entry).collect(),
+    }
+}
+
+fn image_report(
+    target: &ScanTarget,
+    result: Option<&ScanResult>,
+    ignore: &IgnoreList,
+) -> ImageReport {
     let mut refs: Vec<TargetRef> = target
         .refs
         .iter()
@@ -104,6 +141,22 @@ fn image_report(target: &ScanTarget, result: Option<&ScanResult>) -> ImageReport
             Some(NO_RESULT_CAUSE.to_string()),
         ),
     };
+
+    // Ignored findings leave the counts and the SARIF, and are kept with their reason.
+    let (findings, ignored): (Vec<Finding>, Vec<IgnoredFinding>) = {
+        let mut kept = Vec::with_capacity(findings.len());
+        let mut ignored = Vec::new();
+        for finding in findings {
+            match ignore.matching(&finding) {
+                Some(rule) => ignored.push(IgnoredFinding {
+                    finding,
+                    ignored_by: rule.reason.clone(),
+                }),
+                None => kept.push(finding),
+            }
+        }
+        (kept, ignored)
+    };
     ImageReport {
         digest: target.digest.clone(),
         image: target.image.clone(),
@@ -116,6 +169,7 @@ fn image_report(target: &ScanTarget, result: Option<&ScanResult>) -> ImageReport
         counts: SeverityCounts::of(&findings),
         fixable: findings.iter().filter(|f| f.is_fixable()).count(),
         findings,
+        ignored,
         cause,
     }
 }
@@ -242,10 +296,12 @@ fn package_report(
     }
     let mut counts = SeverityCounts::default();
     let mut fixable = 0;
+    let mut ignored = 0;
     for digest in &scanned {
         if let Some(image) = by_digest.get(digest) {
             counts.add(&image.counts);
             fixable += image.fixable;
+            ignored += image.ignored.len();
         }
     }
 
@@ -268,6 +324,7 @@ fn package_report(
         images_failed: failed.len(),
         counts,
         fixable,
+        ignored,
         versions,
         cause: (!parts.causes.is_empty()).then(|| parts.causes.join("; ")),
     }
@@ -398,5 +455,6 @@ fn totals(packages: &[PackageReport], images: &[ImageReport]) -> Totals {
         findings,
         fixable: scanned.iter().map(|i| i.fixable).sum(),
         vulnerabilities: vulnerabilities.len(),
+        ignored: scanned.iter().map(|i| i.ignored.len()).sum(),
     }
 }

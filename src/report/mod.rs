@@ -46,6 +46,52 @@ pub struct Report {
     pub images: Vec<ImageReport>,
     /// Every version that could not be resolved and every image that could not be scanned.
     pub failures: Vec<Failure>,
+    /// What the version filters left out, by reason, and the untagged versions scanned as
+    /// platforms of a tagged image.
+    #[serde(default, skip_serializing_if = "crate::filter::Selection::is_empty")]
+    pub selection: crate::filter::Selection,
+    /// The ignore entries (ignore files, allowlists) in force and what they matched, and
+    /// those that have expired.
+    #[serde(default, skip_serializing_if = "IgnoreSummary::is_empty")]
+    pub ignore: IgnoreSummary,
+}
+
+/// What the ignore files and allowlists did in this run.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct IgnoreSummary {
+    /// Every entry in force, with how many findings it matched (counted once per image).
+    pub entries: Vec<IgnoreEntry>,
+    /// Entries past their expiry date: they ignore nothing any more.
+    pub expired: Vec<IgnoreEntry>,
+}
+
+impl IgnoreSummary {
+    /// True when no ignore file or allowlist was given, or they were empty.
+    pub fn is_empty(&self) -> bool {
+        self.entries.is_empty() && self.expired.is_empty()
+    }
+}
+
+/// One ignore entry and what it matched.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct IgnoreEntry {
+    /// The vulnerability id it names.
+    pub id: String,
+    /// Where it is written, why, and until when.
+    #[serde(flatten)]
+    pub reason: crate::ignore::IgnoreReason,
+    /// Findings it matched, counted once per image.
+    pub matched: usize,
+}
+
+/// A finding an ignore entry took out of the SARIF and the counts.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct IgnoredFinding {
+    /// The finding.
+    #[serde(flatten)]
+    pub finding: Finding,
+    /// The entry that ignores it.
+    pub ignored_by: crate::ignore::IgnoreReason,
 }
 
 /// When and with what the scan ran.
@@ -146,6 +192,10 @@ pub struct Totals {
     pub fixable: usize,
     /// Distinct vulnerability ids over all scanned images.
     pub vulnerabilities: usize,
+    /// Findings ignored by an ignore file or allowlist, summed over scanned images (not in
+    /// `findings`).
+    #[serde(default)]
+    pub ignored: usize,
 }
 
 /// Whether one image was scanned.
@@ -183,6 +233,9 @@ pub struct ImageReport {
     pub fixable: usize,
     /// The findings, sorted by vulnerability id, package, version and path, without duplicates.
     pub findings: Vec<Finding>,
+    /// Findings an ignore file or allowlist took out, in the same order, with the entry.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub ignored: Vec<IgnoredFinding>,
     /// Why the scan failed.
     pub cause: Option<String>,
 }
@@ -221,6 +274,9 @@ pub struct PackageReport {
     pub counts: SeverityCounts,
     /// Findings with a fixed version, summed likewise.
     pub fixable: usize,
+    /// Findings ignored by an ignore file or allowlist, summed likewise.
+    #[serde(default)]
+    pub ignored: usize,
     /// Its versions, tagged ones first sorted by their first tag, then untagged by digest.
     pub versions: Vec<VersionReport>,
     /// Why its versions could not be listed, when discovery failed for the whole package.

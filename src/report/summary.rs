@@ -243,6 +243,47 @@ fn totals_section(report: &Report) -> String {
         let _ = writeln!(out, "| {label} | {count} |");
     }
     out.push_str("\nFindings count once per image, however many tags point at it.\n\n");
+    out.push_str(&selection_line(&report.selection));
+    out
+}
+
+/// What the version filters left out, and why: a run that scans less than everything says so.
+fn selection_line(selection: &crate::filter::Selection) -> String {
+    let mut parts: Vec<String> = selection
+        .reasons()
+        .into_iter()
+        .map(|(reason, count)| {
+            let versions = plural(count, "version", "versions");
+            match reason {
+                "untagged" => format!("{versions} untagged (`--include-untagged` keeps them)"),
+                "signatures and attestations" => {
+                    format!("{versions} that are cosign signatures or attestations")
+                }
+                flag => format!("{versions} by `{flag}`"),
+            }
+        })
+        .collect();
+    let mut out = String::new();
+    if !parts.is_empty() {
+        let last = parts.pop().unwrap_or_default();
+        let listed = if parts.is_empty() {
+            last
+        } else {
+            format!("{} and {last}", parts.join(", "))
+        };
+        let _ = writeln!(out, "Left out by the version filters: {listed}.\n");
+    }
+    if selection.platform_children > 0 {
+        let _ = writeln!(
+            out,
+            "{} platforms of tagged multi-platform images, scanned through them.\n",
+            plural(
+                selection.platform_children,
+                "untagged version is one of the",
+                "untagged versions are"
+            )
+        );
+    }
     out
 }
 

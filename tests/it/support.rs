@@ -55,11 +55,25 @@ impl World {
 
     /// `dragnet scan` over the pattern with everything a sandbox run needs.
     pub fn scan(&self, output: &str, extra: &[&str]) -> tokio::process::Command {
-        let owner = self.sandbox.owner().to_string();
+        let api_url = self.sandbox.api_url();
         let registry = self.sandbox.registry_host();
+        let trivy = self.recording_trivy();
+        self.scan_via(output, &api_url, &registry, &trivy, extra)
+    }
+
+    /// [`World::scan`] through another GitHub API URL and registry host (a fault proxy), with
+    /// another trivy program (a misbehaving one).
+    pub fn scan_via(
+        &self,
+        output: &str,
+        api_url: &str,
+        registry: &str,
+        trivy: &Path,
+        extra: &[&str],
+    ) -> tokio::process::Command {
+        let owner = self.sandbox.owner().to_string();
         let db = self.sandbox.db_repository();
         let out = self.path(output);
-        let trivy = self.recording_trivy();
         let mut args: Vec<String> = [
             "scan",
             "--owner",
@@ -67,7 +81,7 @@ impl World {
             "--pattern",
             PATTERN,
             "--registry",
-            &registry,
+            registry,
             "--db-repository",
             &db,
             "--output-dir",
@@ -81,6 +95,7 @@ impl World {
         args.extend(extra.iter().map(|s| s.to_string()));
         let args: Vec<&str> = args.iter().map(String::as_str).collect();
         let mut command = self.dragnet(&args);
+        command.env("GITHUB_API_URL", api_url);
         if let Some((user, password)) = self.sandbox.registry_credentials() {
             command
                 .env("DRAGNET_REGISTRY_USERNAME", user)
@@ -108,6 +123,61 @@ impl World {
         wrapper
     }
 
+    /// A trivy that records its argv as [`World::recording_trivy`] does, misbehaves for the
+    /// images whose digest is listed, and runs the real trivy for everything else.
+    pub fn misbehaving_trivy(&self, name: &str, faults: &[(&str, Misbehaviour)]) -> PathBuf {
+        let real = which("trivy");
+        let log = self.path("trivy-argv.log");
+        let hung = self.path("hung-trivy.pids");
+        let mut script = format!("#!/bin/sh\nprintf '%s\\n' \"$*\" >> '{}'\n", log.display());
+        script.push_str("case \"$*\" in\n");
+        for (digest, misbehaviour) in faults {
+            let real = real.display();
+            let action = match misbehaviour {
+                Misbehaviour::Crash => "kill -SEGV $$".to_string(),
+                Misbehaviour::Hang => format!("echo $$ >> '{}'; sleep 600", hung.display()),
+                Misbehaviour::Garbage => {
+                    "printf 'panic: runtime error\\n\\001\\002 not json {'; exit 0".to_string()
+                }
+                Misbehaviour::Truncated => format!("'{real}' \"$@\" | head -c 200; exit 0"),
+                Misbehaviour::Huge(bytes) => format!(
+                    "printf '{{\"SchemaVersion\":2,\"Results\":['; head -c {bytes} /dev/zero \
+                     | tr '\\0' ' '; exit 0"
+                ),
+            };
+            script.push_str(&format!("  *{digest}*) {action} ;;\n"));
+        }
+        script.push_str(&format!("esac\nexec '{}' \"$@\"\n", real.display()));
+        let path = self.path(name);
+        std::fs::write(&path, script).unwrap();
+        use std::os::unix::fs::PermissionsExt;
+        std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o755)).unwrap();
+        path
+    }
+
+    /// The process groups of hung fake trivies (see [`Misbehaviour::Hang`]) that still have a
+    /// live (not zombie) process, after giving SIGKILL up to five seconds to land: empty once
+    /// dragnet killed them all.
+    pub fn surviving_hung_trivies(&self) -> Vec<i32> {
+        let groups: Vec<i32> = std::fs::read_to_string(self.path("hung-trivy.pids"))
+            .unwrap_or_default()
+            .lines()
+            .filter_map(|line| line.trim().parse().ok())
+            .collect();
+        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(5);
+        loop {
+            let alive: Vec<i32> = groups
+                .iter()
+                .copied()
+                .filter(|group| live_group_members(*group) > 0)
+                .collect();
+            if alive.is_empty() || std::time::Instant::now() > deadline {
+                return alive;
+            }
+            std::thread::sleep(std::time::Duration::from_millis(50));
+        }
+    }
+
     /// Every argv Trivy was started with.
     pub fn trivy_calls(&self) -> Vec<String> {
         std::fs::read_to_string(self.path("trivy-argv.log"))
@@ -116,6 +186,40 @@ impl World {
             .map(str::to_string)
             .collect()
     }
+}
+
+/// How many processes of process group `group` are alive and not zombies, from `/proc`.
+fn live_group_members(group: i32) -> usize {
+    std::fs::read_dir("/proc")
+        .into_iter()
+        .flatten()
+        .flatten()
+        .filter_map(|entry| std::fs::read_to_string(entry.path().join("stat")).ok())
+        .filter(|stat| {
+            // pid (comm) state ppid pgrp ...: comm may hold spaces, so split after its `)`.
+            let fields: Vec<&str> = stat
+                .rsplit_once(')')
+                .map(|(_, rest)| rest.split_whitespace().collect())
+                .unwrap_or_default();
+            fields.first().is_some_and(|state| *state != "Z")
+                && fields.get(2).and_then(|g| g.parse::<i32>().ok()) == Some(group)
+        })
+        .count()
+}
+
+/// How a fake trivy misbehaves for one image.
+#[derive(Debug, Clone, Copy)]
+pub enum Misbehaviour {
+    /// Dies of SIGSEGV.
+    Crash,
+    /// Never finishes (until killed).
+    Hang,
+    /// Prints something that is not JSON and exits 0.
+    Garbage,
+    /// Prints the first 200 bytes of the real report and exits 0.
+    Truncated,
+    /// Prints a report of this many bytes (blank padding) and exits 0.
+    Huge(u64),
 }
 
 /// The executable `name` on PATH; fails loudly when it is missing.

@@ -10,6 +10,7 @@ mod code_scanning;
 mod packages;
 mod pagination;
 mod registry_token;
+mod repos;
 mod server;
 mod shapes;
 mod state;
@@ -24,6 +25,7 @@ use tokio::sync::oneshot;
 use tokio::task::JoinHandle;
 
 use crate::token::TokenIssuer;
+pub use repos::{DEFAULT_BRANCH, head_sha};
 use state::State;
 
 /// The largest gzipped SARIF file the upload endpoint accepts, in bytes (GitHub says "10 MB";
@@ -369,6 +371,14 @@ impl Emulator {
     /// RFC 3339: both are mistakes in the test's setup.
     pub fn add_version(&self, owner: &str, package: &str, version: VersionSpec) {
         self.lock().add_version(owner, package, version);
+    }
+
+    /// Adds several versions to a package, oldest first, under one lock (for large fixtures).
+    pub fn add_versions(&self, owner: &str, package: &str, versions: Vec<VersionSpec>) {
+        let mut state = self.lock();
+        for version in versions {
+            state.add_version(owner, package, version);
+        }
     }
 
     /// Makes `token` valid with the given powers.

@@ -18,7 +18,7 @@ use sha2::{Digest, Sha256};
 
 use super::auth::{self, Credentials};
 use super::state::{self, BucketKey, Caller, RateReading, Resource};
-use super::{RecordedRequest, code_scanning, packages, registry_token, shapes};
+use super::{RecordedRequest, code_scanning, packages, registry_token, repos, shapes};
 
 /// The state shared by all handlers.
 pub(crate) type Shared = Arc<Mutex<super::State>>;
@@ -67,6 +67,11 @@ pub(crate) fn router(shared: Shared) -> Router {
         .route(
             "/user/packages/{kind}/{name}/versions/{id}",
             get(packages::version_for_me),
+        )
+        .route("/repos/{owner}/{repo}", get(repos::repository))
+        .route(
+            "/repos/{owner}/{repo}/branches/{branch}",
+            get(repos::branch),
         )
         .route(
             "/repos/{owner}/{repo}/code-scanning/sarifs",

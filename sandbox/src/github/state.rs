@@ -220,6 +220,9 @@ pub(crate) struct State {
     pub base_url: String,
     pub owners: BTreeMap<String, Owner>,
     pub packages: Vec<Package>,
+    /// Where each package is in `packages`, by (lowercased owner, name): lookups stay constant
+    /// time for organizations of thousands of packages.
+    package_index: HashMap<(String, String), usize>,
     pub tokens: HashMap<String, TokenKind>,
     pub repositories: BTreeMap<String, Repository>,
     pub uploads: Vec<Upload>,
@@ -246,6 +249,7 @@ impl State {
             base_url: base_url.to_string(),
             owners: BTreeMap::new(),
             packages: Vec::new(),
+            package_index: HashMap::new(),
             tokens: HashMap::new(),
             repositories: BTreeMap::new(),
             uploads: Vec::new(),
@@ -331,6 +335,8 @@ impl State {
         let created_at = self.tick();
         let id = self.next_package_id;
         self.next_package_id += 1;
+        self.package_index
+            .insert((owner.clone(), spec.name.clone()), self.packages.len());
         self.packages.push(Package {
             id,
             owner,
@@ -344,10 +350,10 @@ impl State {
     }
 
     pub fn package(&self, owner: &str, name: &str) -> Option<&Package> {
-        let owner = owner.to_lowercase();
-        self.packages
-            .iter()
-            .find(|p| p.owner == owner && p.name == name)
+        let index = self
+            .package_index
+            .get(&(owner.to_lowercase(), name.to_string()))?;
+        self.packages.get(*index)
     }
 
     /// The packages of `owner`, sorted by name.
@@ -371,12 +377,11 @@ impl State {
         let id = self.next_version_id;
         self.next_version_id += 1;
 
-        let owner_key = owner.to_lowercase();
-        let Some(target) = self
-            .packages
-            .iter_mut()
-            .find(|p| p.owner == owner_key && p.name == package)
-        else {
+        let index = self
+            .package_index
+            .get(&(owner.to_lowercase(), package.to_string()))
+            .copied();
+        let Some(target) = index.and_then(|index| self.packages.get_mut(index)) else {
             panic!("add_version: no package {owner}/{package}; call add_package first");
         };
         // A tag names one digest: pushing it again moves it off older versions.
