@@ -18,6 +18,9 @@ while IFS= read -r value; do args+=(--pattern "$value"); done < <(split_list "${
 while IFS= read -r value; do args+=(--package "$value"); done < <(split_list "${INPUT_PACKAGES:-}")
 while IFS= read -r value; do args+=(--platform "$value"); done < <(split_list "${INPUT_PLATFORM:-}")
 while IFS= read -r value; do
+  args+=(--ignorefile "$value")
+done < <(split_list "${INPUT_TRIVYIGNORES:-}")
+while IFS= read -r value; do
   args+=(--db-repository "$value")
 done < <(split_list "${INPUT_DB_REPOSITORY:-}")
 if is_true "${INPUT_IGNORE_UNFIXED:-false}"; then args+=(--ignore-unfixed); fi

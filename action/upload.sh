@@ -32,7 +32,7 @@ if [ -n "${GITHUB_STEP_SUMMARY:-}" ]; then
     "$processed" "$files" "${GITHUB_REPOSITORY:-}" >> "$GITHUB_STEP_SUMMARY"
 fi
 case "$code" in
-  0) echo "uploaded $files SARIF files; GitHub processed them" ;;
+  0) echo "uploaded $files SARIF file(s); GitHub processed them" ;;
   3) annotate error "GitHub processed $processed of $files SARIF files; $receipts says why" ;;
   *)
     annotate error "dragnet upload could not do its job (exit $code); the log above says why"

@@ -173,7 +173,7 @@ async fn scan_one(
             findings: hit.findings,
         };
     }
-    match trivy.scan(&target.image).await {
+    match scan_with_retries(trivy, &target.image).await {
         Ok(report) => {
             let scan = CachedScan {
                 os: report.os,
@@ -187,9 +187,70 @@ async fn scan_one(
                 findings: scan.findings,
             }
         }
-        Err(error) => Outcome::Failed {
-            cause: error.to_string(),
-        },
+        Err(cause) => Outcome::Failed { cause },
+    }
+}
+
+/// How many times a scan that failed for a transient reason is tried again, and the pause
+/// before each retry. Trivy (go-containerregistry) retries 5xx and 429 itself but not a 403
+/// rate limit, nor a connection reset or a body cut short while reading a layer: those fail
+/// the whole scan, so dragnet tries it again. A hang, a crash or a bad report is not retried.
+const SCAN_RETRIES: [std::time::Duration; 2] = [
+    std::time::Duration::from_secs(2),
+    std::time::Duration::from_secs(6),
+];
+
+/// Scans one image, retrying transient failures ([`SCAN_RETRIES`]); the error is the last
+/// cause, with the number of tries when there was more than one.
+async fn scan_with_retries(
+    trivy: &crate::trivy::Trivy,
+    image: &str,
+) -> Result<crate::trivy::ScanReport, String> {
+    let mut tries = 0;
+    loop {
+        tries += 1;
+        let error = match trivy.scan(image).await {
+            Ok(report) => return Ok(report),
+            Err(error) => error,
+        };
+        let cause = error.to_string();
+        let Some(wait) = SCAN_RETRIES.get(tries - 1).filter(|_| is_transient(&error)) else {
+            return Err(if tries > 1 {
+                format!("{cause} (gave up after {tries} tries)")
+            } else {
+                cause
+            });
+        };
+        tracing::warn!("{image}: {cause}; a transient failure, scanning again in {wait:?}");
+        tokio::time::sleep(*wait).await;
+    }
+}
+
+/// Whether a failed scan may succeed when tried again: the registry throttled, failed with a
+/// 5xx, or the connection broke. Judged from Trivy's own words, which the error carries.
+fn is_transient(error: &crate::trivy::TrivyError) -> bool {
+    use crate::trivy::TrivyError;
+
+    const THROTTLED: &[&str] = &["toomanyrequests", "too many requests", "429", "rate limit"];
+    const BROKEN: &[&str] = &[
+        "connection reset",
+        "broken pipe",
+        "unexpected eof",
+        "i/o timeout",
+        "connection refused",
+        "500 internal server error",
+        "502 bad gateway",
+        "503 service unavailable",
+        "504 gateway timeout",
+    ];
+    let text = error.to_string().to_ascii_lowercase();
+    let has = |words: &[&str]| words.iter().any(|w| text.contains(w));
+    match error {
+        TrivyError::RegistryUnreachable { .. } | TrivyError::ScanFailed { .. } => {
+            has(THROTTLED) || has(BROKEN)
+        }
+        TrivyError::RegistryAuth { .. } => has(THROTTLED),
+        _ => false,
     }
 }
 
@@ -206,5 +267,37 @@ fn target_name(target: &crate::plan::ScanTarget) -> String {
     match &target.platform {
         Some(platform) => format!("{package}:{tags} ({platform}, {short})"),
         None => format!("{package}:{tags} ({short})"),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::trivy::TrivyError;
+
+    #[test]
+    fn throttling_and_broken_connections_are_transient_answers_are_not() {
+        let image = "ghcr.io/acme/x@sha256:ab".to_string();
+        let auth = |detail: &str| TrivyError::RegistryAuth {
+            image: image.clone(),
+            detail: detail.into(),
+        };
+        let failed = |detail: &str| TrivyError::ScanFailed {
+            image: image.clone(),
+            status: "exit status: 1".into(),
+            detail: detail.into(),
+        };
+        assert!(is_transient(&auth(
+            "GET …/blobs/sha256:0a: unexpected status code 403 Forbidden: secondary rate limit"
+        )));
+        assert!(!is_transient(&auth("UNAUTHORIZED: authentication required")));
+        assert!(is_transient(&failed("read tcp: read: connection reset by peer")));
+        assert!(is_transient(&failed("unexpected status code 503 Service Unavailable")));
+        assert!(!is_transient(&failed("unsupported os")));
+        let missing = TrivyError::BlobMissing {
+            image: image.clone(),
+            detail: "BLOB_UNKNOWN; connection reset".into(),
+        };
+        assert!(!is_transient(&missing), "a missing blob stays missing");
     }
 }

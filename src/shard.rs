@@ -646,7 +646,9 @@ mod tests {
         assert_eq!(merged.repeated, [spec(1, 3)]);
 
         let other = PlanFile::new(plan(targets[..3].to_vec()), 3);
-        let error = merge(&other, &[one.clone()]).unwrap_err().to_string();
+        let error = merge(&other, std::slice::from_ref(&one))
+            .unwrap_err()
+            .to_string();
         assert!(error.contains("another plan"), "{error}");
 
         let mut unfixed = run_of(&file, Some(spec(2, 3)), "2026-01-01T10:00:00Z", 10);

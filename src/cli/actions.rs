@@ -139,11 +139,11 @@ pub(super) fn annotations(report: &Report) -> Vec<String> {
 fn failure_annotation(failure: &Failure) -> (String, String) {
     match failure {
         Failure::Scan {
-            digest,
             image,
             platform,
             refs,
             cause,
+            ..
         } => {
             let names: Vec<String> = refs
                 .iter()
@@ -157,7 +157,7 @@ fn failure_annotation(failure: &Failure) -> (String, String) {
                 .map(|p| format!(" {p}"))
                 .unwrap_or_default();
             let title = format!("dragnet: image not scanned: {}", names.join(" "));
-            let message = format!("{image}{platform} ({digest}) could not be scanned: {cause}");
+            let message = format!("{image}{platform} could not be scanned: {cause}");
             (title, message)
         }
         Failure::Resolve {
@@ -214,6 +214,77 @@ pub(super) fn escape_property(text: &str) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::report::fixtures;
+
+    fn report() -> Report {
+        Report::build(&fixtures::plan(), &fixtures::run())
+    }
+
+    #[test]
+    fn annotates_failures_as_errors_and_findings_as_warnings() {
+        let lines = annotations(&report());
+        let errors: Vec<&String> = lines.iter().filter(|l| l.starts_with("::error ")).collect();
+        assert_eq!(errors.len(), 2, "{lines:#?}");
+        assert!(
+            errors.iter().any(|l| l
+                .starts_with("::error title=dragnet%3A image not scanned%3A broken%3Av1::")
+                && l.ends_with("could not be scanned: pulling image: blob unknown to registry")),
+            "{errors:#?}"
+        );
+        assert!(
+            errors.iter().any(|l| l
+                .starts_with("::error title=dragnet%3A version not resolved%3A broken::")
+                && l.contains("(old) could not be resolved: manifest unknown")),
+            "{errors:#?}"
+        );
+        let warnings: Vec<&String> = lines
+            .iter()
+            .filter(|l| l.starts_with("::warning "))
+            .collect();
+        assert!(
+            warnings
+                .iter()
+                .any(|l| l
+                    .starts_with("::warning title=dragnet%3A app::2 CRITICAL, 1 HIGH, 1 MEDIUM")),
+            "{warnings:#?}"
+        );
+        assert!(
+            !warnings.iter().any(|l| l.contains("%3A clean::")),
+            "clean has no findings"
+        );
+    }
+
+    #[test]
+    fn caps_annotations_at_what_github_shows() {
+        let mut report = report();
+        let failure = report.failures[0].clone();
+        report.failures = vec![failure; 12];
+        let errors: Vec<String> = annotations(&report)
+            .into_iter()
+            .filter(|l| l.starts_with("::error "))
+            .collect();
+        assert_eq!(errors.len(), MAX_ANNOTATIONS);
+        assert!(errors[9].contains("3 more; results.json"), "{}", errors[9]);
+    }
+
+    #[test]
+    fn outputs_count_findings_and_name_failed_images() {
+        let report = report();
+        let outputs: std::collections::BTreeMap<&str, String> =
+            report_outputs(&report, Path::new("/out"))
+                .into_iter()
+                .collect();
+        assert_eq!(
+            outputs["critical"],
+            report.totals.findings.critical.to_string()
+        );
+        assert_eq!(outputs["images-failed"], "1");
+        assert_eq!(
+            outputs["failed-images"],
+            format!("[\"ghcr.io/acme/broken@{}\"]", fixtures::digest(0x04))
+        );
+        assert_eq!(outputs["sarif-dir"], "/out/sarif");
+    }
 
     #[test]
     fn escapes_what_could_end_a_command() {

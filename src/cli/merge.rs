@@ -2,13 +2,15 @@
 //!
 //! Each `scan --plan --shard` job leaves `scan-run.json` (its raw results); merge joins them with
 //! the plan and writes results.json, summary.md and SARIF exactly as one unsharded run would
-//! (timings aside), so `dragnet upload` sends every package's findings once.
+//! (timings aside), so `dragnet upload` sends every package's findings once. Ignoring and SARIF
+//! locations apply when a report is built, so merge takes the same flags for them as scan.
 
 use std::path::{Path, PathBuf};
 
 use super::plan::LoadedPlan;
 use super::{Failure, MergeArgs};
 use crate::exit::Exit;
+use crate::ignore::IgnoreList;
 use crate::output::write_atomic;
 use crate::report::{ImageStatus, Report};
 use crate::scan::ScanRun;
@@ -18,6 +20,9 @@ use crate::shard::{FORMAT_VERSION, ShardRun};
 pub(super) const SHARD_RUN_FILE: &str = "scan-run.json";
 
 pub(super) async fn run(args: MergeArgs) -> Result<Exit, Failure> {
+    let today = time::OffsetDateTime::now_utc().date();
+    let ignore =
+        IgnoreList::load(&args.ignorefiles, &args.allowlists, today).map_err(Failure::usage)?;
     let file = super::plan::read(&args.plan)?;
     let runs = args
         .runs
@@ -50,8 +55,12 @@ pub(super) async fn run(args: MergeArgs) -> Result<Exit, Failure> {
         file.plan.targets.len()
     );
 
-    let report = Report::build(&file.plan, &merged.run);
-    super::scan::publish(&args.output_dir, &report)?;
+    let report = Report::build_ignoring(&file.plan, &merged.run, &ignore);
+    let sarif_options = crate::sarif::SarifOptions {
+        location: args.location_template.clone(),
+        ..crate::sarif::SarifOptions::default()
+    };
+    super::scan::publish_with(&args.output_dir, &report, &sarif_options)?;
     let worst = report
         .images
         .iter()

@@ -8,6 +8,7 @@ mod discover;
 mod interrupt;
 mod merge;
 mod plan;
+mod sbom;
 mod scan;
 mod upload;
 
@@ -359,6 +360,20 @@ struct MergeArgs {
     /// Exit with code 4 when a finding at or above this severity is found.
     #[arg(long, value_name = "SEVERITY")]
     fail_on: Option<Severity>,
+
+    /// Ignore the vulnerabilities a Trivy ignore file lists, as `scan --ignorefile` does;
+    /// repeatable. Ignoring happens here, when the whole run's report is built.
+    #[arg(long = "ignorefile", value_name = "FILE")]
+    ignorefiles: Vec<PathBuf>,
+
+    /// Ignore the vulnerabilities an allowlist names, as `scan --allowlist` does; repeatable.
+    #[arg(long = "allowlist", value_name = "FILE")]
+    allowlists: Vec<PathBuf>,
+
+    /// Point each package's alerts at this file of the repository, as `scan
+    /// --location-template` does.
+    #[arg(long, value_name = "TEMPLATE")]
+    location_template: Option<crate::sarif::LocationTemplate>,
 
     /// The shards' output directories, or their scan-run.json files.
     #[arg(required = true, value_name = "PATH")]

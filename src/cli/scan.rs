@@ -36,6 +36,14 @@ pub(super) async fn run(args: ScanArgs) -> Result<Exit, Failure> {
         None
     };
     let cache_dir = cache_dir(args.select.cache_dir.as_deref())?;
+    // Ignore files are read first: a mistake in one is a usage error, before any work.
+    let today = time::OffsetDateTime::now_utc().date();
+    let ignore = crate::ignore::IgnoreList::load(&args.ignorefiles, &args.allowlists, today)
+        .map_err(Failure::usage)?;
+    let sarif_options = SarifOptions {
+        location: args.location_template.clone(),
+        ..SarifOptions::default()
+    };
     let mut severities = args.severity.clone();
     severities.sort_by(|a, b| b.cmp(a));
     severities.dedup();
@@ -123,9 +131,12 @@ pub(super) async fn run(args: ScanArgs) -> Result<Exit, Failure> {
     if let Some(loaded) = &loaded {
         super::merge::write_shard_run(&args.output_dir, loaded, &run)?;
     }
-    let report = Report::build(&plan, &run);
-    let sarif_files = publish(&args.output_dir, &report)?;
-    let failed = report.has_failures();
+    let report = Report::build_ignoring(&plan, &run, &ignore);
+    let sarif_files = publish_with(&args.output_dir, &report, &sarif_options)?;
+    let mut failed = report.has_failures();
+    if args.sbom && interrupt.received().is_none() {
+        failed |= !super::sbom::write_sboms(&trivy, &report, &args.output_dir, concurrency).await?;
+    }
     if let Some(stop) = interrupt.received() {
         tracing::warn!(
             "stopped by {}: wrote the results of the images scanned before it; nothing uploaded",
@@ -194,12 +205,17 @@ pub(super) async fn discover_and_plan(
     Ok(plan)
 }
 
-/// Writes the report's files, appends its summary to the job summary, and hands GitHub Actions
-/// its annotations and step outputs; returns the SARIF paths.
-pub(super) fn publish(dir: &Path, report: &Report) -> Result<Vec<PathBuf>, Failure> {
-    let sarif_files = write_outputs(dir, report)?;
+/// Writes the report's files with these SARIF options (`--location-template`), appends its
+/// summary to the job summary, and hands GitHub Actions its annotations and step outputs;
+/// returns the SARIF paths. `scan` and `merge` both end here, so their outputs match.
+pub(super) fn publish_with(
+    dir: &Path,
+    report: &Report,
+    sarif: &SarifOptions,
+) -> Result<Vec<PathBuf>, Failure> {
+    let (sarif_files, summary) = write_outputs(dir, report, sarif)?;
     if let Some(step_summary) = std::env::var_os("GITHUB_STEP_SUMMARY") {
-        append(Path::new(&step_summary), summary_markdown(report).as_bytes())?;
+        append(Path::new(&step_summary), summary.as_bytes())?;
     }
     super::actions::annotate(report);
     super::actions::set_outputs(&super::actions::report_outputs(report, dir))?;
@@ -217,10 +233,18 @@ pub(super) fn exit_code(failed: bool, worst: Option<Severity>, fail_on: Option<S
     }
 }
 
-/// Writes results.json, summary.md and the SARIF files; returns the SARIF paths.
-fn write_outputs(dir: &Path, report: &Report) -> Result<Vec<PathBuf>, Failure> {
+/// Writes results.json, report.html, the SARIF files and summary.md; returns the SARIF paths
+/// and the summary.
+fn write_outputs(
+    dir: &Path,
+    report: &Report,
+    options: &SarifOptions,
+) -> Result<(Vec<PathBuf>, String), Failure> {
     write_atomic(&dir.join("results.json"), results_json(report).as_bytes())?;
-    write_atomic(&dir.join("summary.md"), summary_markdown(report).as_bytes())?;
+    write_atomic(
+        &dir.join("report.html"),
+        crate::report::report_html(report).as_bytes(),
+    )?;
 
     // SARIF from an earlier run in the same directory would be uploaded with these: remove it.
     let sarif_dir = dir.join("sarif");
@@ -232,15 +256,18 @@ fn write_outputs(dir: &Path, report: &Report) -> Result<Vec<PathBuf>, Failure> {
             }
         }
     }
-    let options = SarifOptions::default();
+    let sarif = crate::sarif::build(report, options);
     let mut paths = Vec::new();
-    for (index, log) in crate::sarif::build(report, &options).logs.iter().enumerate() {
+    for (index, log) in sarif.logs.iter().enumerate() {
         let path = sarif_dir.join(format!("dragnet-{:03}.sarif", index + 1));
         write_atomic(&path, crate::sarif::sarif_json(log).as_bytes())?;
         paths.push(path);
     }
+    let mut summary = summary_markdown(report);
+    summary.push_str(&crate::sarif::omissions_markdown(&sarif.omissions));
+    write_atomic(&dir.join("summary.md"), summary.as_bytes())?;
     tracing::info!("wrote {} and {} SARIF files", dir.display(), paths.len());
-    Ok(paths)
+    Ok((paths, summary))
 }
 
 /// `--cache-dir`, else `$XDG_CACHE_HOME/dragnet`, else `~/.cache/dragnet`.

@@ -8,6 +8,7 @@
 mod build;
 #[cfg(test)]
 pub(crate) mod fixtures;
+mod html;
 mod markdown;
 mod summary;
 #[cfg(test)]
@@ -21,6 +22,7 @@ use crate::scan::ScanOptions;
 
 pub(crate) use build::finding_key;
 pub(crate) use markdown::{escape_inline, short_digest, single_line};
+pub use html::report_html;
 pub use summary::summary_markdown;
 
 /// The version of the `results.json` layout; bumped on any incompatible change.

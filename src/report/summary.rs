@@ -31,6 +31,7 @@ pub fn summary_markdown(report: &Report) -> String {
     let head = headline(report);
     let mut tail = totals_section(report);
     tail.push_str(&failures_section(report));
+    tail.push_str(&ignore_section(report));
     tail.push_str(&footer(report));
 
     let budget = SUMMARY_BUDGET.saturating_sub(head.len() + tail.len());
@@ -237,6 +238,7 @@ fn totals_section(report: &Report) -> String {
         ("Unknown", findings.unknown),
         ("Fixable", totals.fixable),
         ("Unique vulnerability ids", totals.vulnerabilities),
+        ("Ignored (ignore files, allowlists)", totals.ignored),
     ];
     let mut out = String::from("### Totals\n\n| | Count |\n|---|--:|\n");
     for (label, count) in lines {
@@ -347,6 +349,57 @@ fn failures_section(report: &Report) -> String {
                 "more failure",
                 "more failures"
             )
+        );
+    }
+    out.push('\n');
+    out
+}
+
+/// What the ignore files and allowlists took out, entry by entry, and the entries that expired.
+fn ignore_section(report: &Report) -> String {
+    let ignore = &report.ignore;
+    if ignore.is_empty() {
+        return String::new();
+    }
+    let mut out = String::from("### Ignored
+
+");
+    let line = |entry: &super::IgnoreEntry| {
+        format!(
+            "**{}** ({}){}{}",
+            escape_inline(&entry.id, NAME_CHARS),
+            escape_inline(&entry.reason.source, NAME_CHARS),
+            entry
+                .reason
+                .reason
+                .as_deref()
+                .map_or(String::new(), |r| format!(": {}", escape_inline(r, CAUSE_CHARS))),
+            entry
+                .reason
+                .expires
+                .as_deref()
+                .map_or(String::new(), |d| format!(" · until {}", escape_inline(d, 16))),
+        )
+    };
+    let matched: Vec<&super::IgnoreEntry> =
+        ignore.entries.iter().filter(|e| e.matched > 0).collect();
+    if matched.is_empty() {
+        out.push_str("No finding matched an ignore entry.
+");
+    }
+    for entry in matched.iter().take(MAX_FAILURES) {
+        let _ = writeln!(
+            out,
+            "- {} · {}",
+            line(entry),
+            plural(entry.matched, "finding", "findings")
+        );
+    }
+    for entry in ignore.expired.iter().take(MAX_FAILURES) {
+        let _ = writeln!(
+            out,
+            "- ⚠️ expired, reported again: {}",
+            line(entry)
         );
     }
     out.push('\n');

@@ -310,3 +310,55 @@ fn summary_stays_within_github_step_summary_limit() {
 fn summary_snapshot() {
     insta::assert_snapshot!(summary_markdown(&report()));
 }
+
+#[test]
+fn ignored_findings_leave_the_counts_and_sarif_but_are_kept_with_their_reason() {
+    let dir = tempfile::tempdir().unwrap();
+    let allowlist = dir.path().join("allowlist.yaml");
+    std::fs::write(
+        &allowlist,
+        "allowlist:\n  - id: CVE-2024-0001\n    reason: libssl is not used for TLS here\n    \
+         expires: 2030-01-01\n  - id: CVE-2024-0002\n    reason: old\n    expires: 2020-01-01\n",
+    )
+    .unwrap();
+    let today = time::macros::date!(2024 - 06 - 01);
+    let ignore = crate::ignore::IgnoreList::load(&[], &[allowlist], today).unwrap();
+    let report = Report::build_ignoring(&fixtures::plan(), &fixtures::run(), &ignore);
+
+    // libssl3's CVE was CRITICAL on both app images: now ignored on both, counted apart.
+    let app = package(&report, "app");
+    assert_eq!(app.counts.critical, 0);
+    assert_eq!(app.ignored, 2);
+    assert_eq!(report.totals.findings.critical, 0);
+    assert_eq!(report.totals.ignored, 2);
+    let image = report.image(&digest(0x01)).unwrap();
+    assert_eq!(image.ignored.len(), 1);
+    assert_eq!(
+        image.ignored[0].ignored_by.reason.as_deref(),
+        Some("libssl is not used for TLS here")
+    );
+    assert!(
+        image
+            .findings
+            .iter()
+            .all(|f| f.vulnerability_id != "CVE-2024-0001")
+    );
+    // The expired entry ignores nothing: zlib's HIGH stays.
+    assert_eq!(report.totals.findings.high, 1);
+    assert_eq!(report.ignore.entries[0].matched, 2);
+    assert_eq!(report.ignore.expired[0].id, "CVE-2024-0002");
+
+    // Out of the SARIF, in the summary, and read back from results.json unchanged.
+    let sarif = crate::sarif::build(&report, &crate::sarif::SarifOptions::default());
+    let text = crate::sarif::sarif_json(&sarif.logs[0]);
+    assert!(!text.contains("CVE-2024-0001"));
+    let summary = summary_markdown(&report);
+    assert!(summary.contains("| Ignored (ignore files, allowlists) | 2 |"), "{summary}");
+    assert!(
+        summary.contains("**CVE-2024-0001** (") && summary.contains("2 findings"),
+        "{summary}"
+    );
+    assert!(summary.contains("⚠️ expired, reported again: **CVE-2024-0002**"));
+    let back: Report = serde_json::from_str(&results_json(&report)).unwrap();
+    assert_eq!(back, report);
+}

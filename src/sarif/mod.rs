@@ -201,6 +201,28 @@ pub fn build(report: &Report, options: &SarifOptions) -> SarifFiles {
     }
 }
 
+/// The summary section naming what was left out of the SARIF to fit GitHub's limits; empty
+/// when nothing was.
+pub fn omissions_markdown(omissions: &[Omission]) -> String {
+    if omissions.is_empty() {
+        return String::new();
+    }
+    let mut out = String::from(
+        "### Left out of the SARIF
+
+GitHub keeps at most 25,000 results per run and 10 MB \
+         per upload; these runs keep their most severe results (all of them are in \
+         `results.json`):\n\n",
+    );
+    for omission in omissions {
+        out.push_str("- ⚠️ ");
+        out.push_str(&crate::report::escape_inline(&omission.to_string(), 600));
+        out.push('\n');
+    }
+    out.push('\n');
+    out
+}
+
 /// The categories a report speaks for: every package but those without any version.
 pub fn covered_categories(report: &Report) -> BTreeSet<String> {
     report

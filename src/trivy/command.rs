@@ -32,8 +32,35 @@ pub(crate) fn scan_args(config: &TrivyConfig, image: &str) -> Vec<OsString> {
     }
     args.extend(["--skip-db-update", "--skip-java-db-update"].map(OsString::from));
     args.push(valued("--cache-dir=", &config.cache_dir));
+    // Trivy's layer cache on disk is one BoltDB that each process holds locked for its whole
+    // scan; a second process waits 5 s for it, then fails ("cache may be in use by another
+    // process"), so concurrent scans of slow images failed each other. The DB itself is read
+    // from --cache-dir either way; dragnet already scans each digest once.
+    args.push("--cache-backend=memory".into());
     args.push(format!("--timeout={}", go_duration(config.timeout)).into());
     args.push("--list-all-pkgs=false".into());
+    args.extend(isolation_flags());
+    args.push("--".into());
+    args.push(image.into());
+    args
+}
+
+/// The arguments of `trivy image --format=cyclonedx` for `image`: the SBOM of its packages
+/// (no vulnerabilities, which the scan reports), from the registry, with the cached DB.
+pub(crate) fn sbom_args(config: &TrivyConfig, image: &str) -> Vec<OsString> {
+    let mut args: Vec<OsString> = [
+        "image",
+        "--format=cyclonedx",
+        "--quiet",
+        "--no-progress",
+        "--image-src=remote",
+        "--skip-db-update",
+        "--skip-java-db-update",
+    ]
+    .map(OsString::from)
+    .into();
+    args.push(valued("--cache-dir=", &config.cache_dir));
+    args.push(format!("--timeout={}", go_duration(config.timeout)).into());
     args.extend(isolation_flags());
     args.push("--".into());
     args.push(image.into());
@@ -180,7 +207,8 @@ mod tests {
             args.join(" "),
             "image --format=json --quiet --no-progress --scanners=vuln --image-src=remote \
              --severity=CRITICAL,HIGH --skip-db-update --skip-java-db-update \
-             --cache-dir=/cache/trivy --timeout=10m --list-all-pkgs=false --config= \
+             --cache-dir=/cache/trivy --cache-backend=memory --timeout=10m \
+             --list-all-pkgs=false --config= \
              --ignorefile= --skip-version-check --disable-telemetry -- \
              ghcr.io/acme/app@sha256:abc"
         );

@@ -112,6 +112,9 @@ pub enum TrivyError {
     /// Trivy finished, but its report cannot be read.
     #[error("trivy's report for image `{image}` is unusable: {error}")]
     ReportUnusable { image: String, error: ReportError },
+    /// Trivy finished, but its SBOM is not CycloneDX JSON.
+    #[error("trivy's SBOM for image `{image}` is not CycloneDX JSON: {detail}")]
+    SbomUnusable { image: String, detail: String },
     /// Downloading the vulnerability DB failed.
     #[error(
         "downloading the vulnerability DB from {repositories} failed ({status}): {detail}; \

@@ -233,6 +233,29 @@ impl Trivy {
         })
     }
 
+    /// The CycloneDX SBOM of one image (`trivy image --format=cyclonedx`), as Trivy wrote it.
+    /// Credentials go through the environment, as for [`Trivy::scan`].
+    pub async fn sbom(&self, image: &str) -> Result<Vec<u8>, TrivyError> {
+        check_image_ref(image)?;
+        let what = format!("listing the packages of image `{image}`");
+        let args = command::sbom_args(&self.config, image);
+        let deadline = self.config.timeout + KILL_GRACE;
+        let captured = self.run(&what, &args, deadline, true).await?;
+        if !captured.status.success() {
+            return Err(self.scan_failure(image, what, &captured));
+        }
+        let unusable = |detail: String| TrivyError::SbomUnusable {
+            image: image.to_string(),
+            detail,
+        };
+        let value: serde_json::Value =
+            serde_json::from_slice(&captured.stdout).map_err(|e| unusable(e.to_string()))?;
+        if value.get("bomFormat").and_then(|f| f.as_str()) != Some("CycloneDX") {
+            return Err(unusable("no `bomFormat: CycloneDX`".into()));
+        }
+        Ok(captured.stdout)
+    }
+
     /// Names a failed scan after the cause its stderr gives.
     fn scan_failure(&self, image: &str, what: String, captured: &Captured) -> TrivyError {
         let stderr = String::from_utf8_lossy(&captured.stderr_tail);

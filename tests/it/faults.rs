@@ -14,6 +14,7 @@ use dragnet_sandbox::sandbox::RegistryModeChoice;
 use crate::support::*;
 
 /// The seed of the fault schedule: the same faults hit the same requests on every run.
+/// `DRAGNET_FAULT_SEED` overrides it, to explore other schedules by hand.
 const SEED: u64 = 20_26;
 /// The share of requests that get a fault.
 const RATE: f64 = 0.25;
@@ -119,7 +120,11 @@ fn dragnet_tries(requests: &[ProxiedRequest]) -> BTreeMap<String, Vec<bool>> {
 #[tokio::test(flavor = "multi_thread")]
 async fn under_a_quarter_of_faulty_requests_every_image_is_scanned_or_named() {
     let world = World::start(RegistryModeChoice::Open).await;
-    let plan = FaultPlan::new(SEED, RATE).stall(STALL);
+    let seed = std::env::var("DRAGNET_FAULT_SEED")
+        .ok()
+        .and_then(|s| s.parse().ok())
+        .unwrap_or(SEED);
+    let plan = FaultPlan::new(seed, RATE).stall(STALL);
     let api = FaultProxy::start(&world.sandbox.api_url(), plan.clone())
         .await
         .unwrap();
@@ -140,12 +145,20 @@ async fn under_a_quarter_of_faulty_requests_every_image_is_scanned_or_named() {
         .env("DRAGNET_HTTP_READ_TIMEOUT", READ_TIMEOUT))
     .await;
     let elapsed = started.elapsed();
+    let from_trivy: Vec<ProxiedRequest> = registry
+        .requests()
+        .into_iter()
+        .filter(|r| !r.user_agent.starts_with("dragnet/"))
+        .collect();
     eprintln!(
-        "faults: {elapsed:?}; API {:?} of {} requests; registry {:?} of {} requests",
+        "faults (seed {seed}): {elapsed:?}; API {:?} of {} requests; registry {:?} of {} \
+         requests, {} of them Trivy's ({} faulted)",
         api.injected(),
         api.requests().len(),
         registry.injected(),
-        registry.requests().len()
+        registry.requests().len(),
+        from_trivy.len(),
+        from_trivy.iter().filter(|r| r.fault.is_some()).count(),
     );
 
     // The faults really happened, at about the planned rate, of every kind.
@@ -164,6 +177,9 @@ async fn under_a_quarter_of_faulty_requests_every_image_is_scanned_or_named() {
     assert_eq!(output.status.code(), Some(3), "a partial failure");
     assert!(elapsed < RUN_BOUND, "the run took {elapsed:?}");
     let report = read_report(&world.path("out"));
+    for failure in &report.failures {
+        eprintln!("failed: {}", failure.cause());
+    }
 
     // Every image: scanned with exactly its findings, or failed with a cause naming the fault.
     let expected = expected_by_digest(&world, &["CRITICAL", "HIGH"]);
@@ -222,6 +238,30 @@ async fn under_a_quarter_of_faulty_requests_every_image_is_scanned_or_named() {
             .max()
             .unwrap_or(0);
         assert!(longest <= MAX_TRIES, "{key}: {longest} faults in a row");
+    }
+
+    // A scan is tried at most three times (two retries of a transient failure).
+    let mut scans: BTreeMap<String, usize> = BTreeMap::new();
+    for call in world.trivy_calls() {
+        if call.starts_with("image ") && !call.contains("--download-db-only") {
+            let digest = call.rsplit('@').next().unwrap_or_default().to_string();
+            *scans.entry(digest).or_default() += 1;
+        }
+    }
+    eprintln!(
+        "trivy runs per image: {:?}",
+        scans.values().collect::<Vec<_>>()
+    );
+    assert!(scans.values().all(|runs| *runs <= 3), "{scans:?}");
+
+    // No image failed for a reason of dragnet's own making (concurrent Trivy processes once
+    // failed each other on Trivy's cache lock while the registry was slow).
+    for failure in &report.failures {
+        assert!(
+            !failure.cause().contains("in use by another process"),
+            "{}",
+            failure.cause()
+        );
     }
 
     // Each failure is named in the summary too.
