@@ -51,16 +51,19 @@ impl Default for RetryPolicy {
     }
 }
 
-/// How long a connection may take to open, and how long any one read of an answer may stall.
+/// How long a connection may take to open, how long any one read of an answer may stall, and
+/// how long one try may take in all (a server trickling bytes never stalls a read).
 ///
-/// A stalled server costs at most `read` per try, so a request costs at most
-/// `(max_retries + 1) * (connect + read)` plus the backoff between tries.
+/// A try costs at most `total`, so a request costs at most `(max_retries + 1) * total` plus
+/// the waits between tries.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct HttpTimeouts {
     /// Opening the TCP (and TLS) connection.
     pub connect: Duration,
     /// Each read of the answer: the head, then every chunk of the body.
     pub read: Duration,
+    /// One try, from connecting to the last byte of the body.
+    pub total: Duration,
 }
 
 impl Default for HttpTimeouts {
@@ -68,6 +71,7 @@ impl Default for HttpTimeouts {
         HttpTimeouts {
             connect: Duration::from_secs(15),
             read: Duration::from_secs(60),
+            total: Duration::from_secs(5 * 60),
         }
     }
 }
@@ -164,6 +168,7 @@ impl HttpClient {
             .user_agent(concat!("dragnet/", env!("CARGO_PKG_VERSION")))
             .connect_timeout(timeouts.connect)
             .read_timeout(timeouts.read)
+            .timeout(timeouts.total)
             .build()
             .map_err(|e| HttpError::Request {
                 what: "building the HTTP client".into(),
@@ -736,6 +741,7 @@ mod tests {
             let timeouts = HttpTimeouts {
                 connect: Duration::from_secs(2),
                 read: Duration::from_millis(300),
+                total: Duration::from_secs(5),
             };
             let pause = Arc::new(RecordedPause::default());
             let client = HttpClient::with_timeouts(2, timeouts)

@@ -4,7 +4,7 @@
 //! is pulled and scanned once, and its findings are fanned back out to every tag that points at
 //! it. [`build`] is pure so that it can be tested without a registry and rerun from saved data.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet};
 
 use serde::{Deserialize, Serialize};
 
@@ -20,7 +20,8 @@ pub struct Plan {
     pub registry: String,
     /// Every package discovery kept, even one with no version left to scan.
     pub packages: Vec<PlannedPackage>,
-    /// One target per unique platform manifest digest, largest first.
+    /// One target per unique platform manifest digest: each package's largest first, largest
+    /// first, then the others, largest first (see [`build`]).
     pub targets: Vec<ScanTarget>,
     /// Versions the registry could not resolve, with the reason.
     pub unresolved: Vec<ResolveFailure>,
@@ -117,7 +118,10 @@ pub struct Resolution {
 /// Folds resolved versions into a deduplicated plan.
 ///
 /// A digest reached from several packages is pulled from the first package that names it; its
-/// refs list them all. Targets are ordered largest first so that the slowest scans start early.
+/// refs list them all. Targets are ordered largest first so that the slowest scans start early,
+/// except that every package's largest image comes before any package's second: two scans
+/// running at once are then rarely of one package, and the layers a package's images share are
+/// fetched once, by the first, into the shared cache before the others start.
 pub fn build(inventory: &Inventory, resolutions: Vec<Resolution>) -> Plan {
     let mut targets: BTreeMap<String, ScanTarget> = BTreeMap::new();
     // A package whose versions could not be listed is reported like an unresolvable version.
@@ -178,6 +182,17 @@ pub fn build(inventory: &Inventory, resolutions: Vec<Resolution>) -> Plan {
 
     let mut targets: Vec<ScanTarget> = targets.into_values().collect();
     targets.sort_by(|a, b| b.size.cmp(&a.size).then_with(|| a.digest.cmp(&b.digest)));
+    let mut seen = BTreeSet::new();
+    let mut ranked: Vec<(bool, ScanTarget)> = targets
+        .into_iter()
+        .map(|t| {
+            let package = t.refs.first().map(|r| r.package.clone());
+            (!seen.insert(package), t)
+        })
+        .collect();
+    // Stable: each group stays largest first.
+    ranked.sort_by_key(|(later, _)| *later);
+    let targets: Vec<ScanTarget> = ranked.into_iter().map(|(_, t)| t).collect();
     Plan {
         owner: inventory.owner.clone(),
         registry: inventory.registry.clone(),
@@ -288,5 +303,34 @@ mod tests {
         assert!(plan.targets.is_empty());
         assert_eq!(plan.unresolved[0].tags, ["old"]);
         assert_eq!(plan.unresolved[0].cause, "manifest unknown");
+    }
+
+    #[test]
+    fn each_packages_largest_image_comes_before_any_second_image() {
+        let resolution = |package: &str, digest: &str, size| Resolution {
+            package: package.into(),
+            version: version(digest, &["t"]),
+            manifests: Ok(vec![manifest(digest, size)]),
+            platform_of: None,
+        };
+        let resolutions = vec![
+            resolution("a", "sha256:a1", 100),
+            resolution("a", "sha256:a2", 90),
+            resolution("a", "sha256:a3", 80),
+            resolution("b", "sha256:b1", 50),
+            resolution("b", "sha256:b2", 40),
+        ];
+        let plan = build(&inventory(), resolutions);
+        let order: Vec<&str> = plan.targets.iter().map(|t| t.digest.as_str()).collect();
+        assert_eq!(
+            order,
+            [
+                "sha256:a1",
+                "sha256:b1",
+                "sha256:a2",
+                "sha256:a3",
+                "sha256:b2"
+            ]
+        );
     }
 }

@@ -15,7 +15,7 @@ use serde::Serialize;
 use serde_json::Value;
 
 use crate::github::code_scanning::Analysis;
-use crate::sarif::pack::{self, CATEGORIES_PROPERTY};
+use crate::sarif::pack::{self, CATEGORIES_PROPERTY, OMITTED_PROPERTY, Omission};
 use crate::sarif::{PACKAGE_PROPERTY, REPOSITORY_PROPERTY};
 
 /// The tool name dragnet's runs carry; only its analyses are ever closed.
@@ -78,6 +78,8 @@ pub struct Input {
     /// Categories declared covered by the files (including packages whose scan failed, which
     /// have no run), plus every run's own category.
     pub covered: BTreeSet<String>,
+    /// Results the files' runs say were left out when they were built.
+    pub omitted: Vec<Omission>,
 }
 
 impl Input {
@@ -125,6 +127,10 @@ impl Input {
             };
             let category = pack::run_category(&run);
             self.covered.insert(category.clone());
+            let omitted = run
+                .pointer(&format!("/properties/{}", OMITTED_PROPERTY.replace('/', "~1")))
+                .and_then(|v| serde_json::from_value::<Omission>(v.clone()).ok());
+            self.omitted.extend(omitted);
             self.runs.push(InputRun {
                 source: source.to_string(),
                 category,

@@ -290,9 +290,15 @@ mod tests {
         assert!(is_transient(&auth(
             "GET …/blobs/sha256:0a: unexpected status code 403 Forbidden: secondary rate limit"
         )));
-        assert!(!is_transient(&auth("UNAUTHORIZED: authentication required")));
-        assert!(is_transient(&failed("read tcp: read: connection reset by peer")));
-        assert!(is_transient(&failed("unexpected status code 503 Service Unavailable")));
+        assert!(!is_transient(&auth(
+            "UNAUTHORIZED: authentication required"
+        )));
+        assert!(is_transient(&failed(
+            "read tcp: read: connection reset by peer"
+        )));
+        assert!(is_transient(&failed(
+            "unexpected status code 503 Service Unavailable"
+        )));
         assert!(!is_transient(&failed("unsupported os")));
         let missing = TrivyError::BlobMissing {
             image: image.clone(),

@@ -19,7 +19,8 @@ const MAX_RESULTS_PER_RUN: usize = 25_000;
 
 /// Trivy's JSON → findings → report → SARIF, results.json and the summary: whatever Trivy
 /// printed, dragnet either rejects it with an error or writes SARIF whose every result has a
-/// location, a rule with a valid `security-severity`, and a fingerprint.
+/// location, a rule with a valid `security-severity`, and a fingerprint, and a summary with no
+/// control character but newlines.
 pub fn trivy_to_sarif(data: &[u8]) {
     let Ok(scan) = parse_report(data) else {
         return;
@@ -60,7 +61,9 @@ pub fn trivy_to_sarif(data: &[u8]) {
 
     let report = Report::build(&plan, &run);
     let _ = results_json(&report);
-    let _ = summary_markdown(&report);
+    let summary = summary_markdown(&report);
+    let stray = summary.chars().find(|c| c.is_control() && *c != '\n');
+    assert_eq!(stray, None, "a control character reached summary.md");
     for log in build(&report, &SarifOptions::default()).logs {
         let text = sarif_json(&log);
         let reread: Value = serde_json::from_str(&text).expect("SARIF is JSON");

@@ -71,35 +71,67 @@ pub struct Measured {
     pub code: Option<i32>,
     /// Wall time from start to exit.
     pub elapsed: std::time::Duration,
-    /// The child's peak resident set size in bytes (`ru_maxrss` of `wait4`).
+    /// The program's peak resident set size in bytes.
     pub max_rss: u64,
 }
 
+/// A program to measure: what to run, with which environment, and where its output goes.
+#[derive(Debug)]
+pub struct MeasuredCommand {
+    pub program: std::path::PathBuf,
+    pub args: Vec<String>,
+    /// The whole environment: nothing else is inherited.
+    pub envs: Vec<(String, String)>,
+    pub stdout: std::fs::File,
+    pub stderr: std::fs::File,
+}
+
+/// Starts the program from a small Python process and reports its `RUSAGE_CHILDREN` peak.
+///
+/// Linux carries a process's peak RSS across `fork` and `exec`: a child started straight from
+/// a test or benchmark process that holds a large emulated organization would report that
+/// process's size, not its own. A fresh, small parent reports only the program's.
+const MEASURE: &str = r#"
+import json, resource, subprocess, sys, time
+started = time.monotonic()
+code = subprocess.call(sys.argv[2:])
+elapsed = time.monotonic() - started
+peak = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss
+with open(sys.argv[1], "w") as out:
+    json.dump({"code": code, "elapsed": elapsed, "max_rss_kib": peak}, out)
+"#;
+
 /// Runs `command` to its end and measures it. Blocks: call it from a blocking thread.
-pub fn run_measured(mut command: std::process::Command) -> anyhow::Result<Measured> {
+pub fn run_measured(command: MeasuredCommand) -> anyhow::Result<Measured> {
     use anyhow::Context as _;
 
-    let started = std::time::Instant::now();
-    let child = command.spawn().context("starting the measured program")?;
-    let pid = libc::pid_t::try_from(child.id()).context("a pid beyond pid_t")?;
-    let mut status = 0;
-    // SAFETY: an all-zero rusage is a valid value for wait4 to overwrite.
-    let mut usage: libc::rusage = unsafe { std::mem::zeroed() };
-    // SAFETY: `pid` is our own child, not yet waited for; both pointers are valid for writes.
-    // `child` is never waited on afterwards, so the pid is reaped exactly once, here.
-    let reaped = unsafe { libc::wait4(pid, &mut status, 0, &mut usage) };
-    if reaped != pid {
-        anyhow::bail!(
-            "waiting for the measured program failed: {}",
-            std::io::Error::last_os_error()
-        );
+    let report = tempfile::NamedTempFile::new().context("creating the measurement report")?;
+    let status = std::process::Command::new("python3")
+        .arg("-c")
+        .arg(MEASURE)
+        .arg(report.path())
+        .arg(&command.program)
+        .args(&command.args)
+        .env_clear()
+        .envs(command.envs.iter().map(|(k, v)| (k.as_str(), v.as_str())))
+        .stdout(command.stdout)
+        .stderr(command.stderr)
+        .status()
+        .context("starting python3 to measure the program (scripts/install-deps installs it)")?;
+    anyhow::ensure!(status.success(), "the measuring python3 failed: {status}");
+
+    #[derive(serde::Deserialize)]
+    struct Report {
+        code: i32,
+        elapsed: f64,
+        max_rss_kib: u64,
     }
-    let elapsed = started.elapsed();
-    let code = libc::WIFEXITED(status).then(|| libc::WEXITSTATUS(status));
+    let report: Report = serde_json::from_reader(report.as_file())
+        .context("reading the measurement report")?;
     Ok(Measured {
-        code,
-        elapsed,
-        // Linux reports kibibytes.
-        max_rss: u64::try_from(usage.ru_maxrss).unwrap_or(0) * 1024,
+        // Python reports death by signal N as -N.
+        code: (report.code >= 0).then_some(report.code),
+        elapsed: std::time::Duration::from_secs_f64(report.elapsed.max(0.0)),
+        max_rss: report.max_rss_kib * 1024,
     })
 }

@@ -552,6 +552,7 @@ impl GitHubArgs {
         let timeouts = crate::http::HttpTimeouts {
             connect: self.http_connect_timeout,
             read: self.http_read_timeout,
+            ..crate::http::HttpTimeouts::default()
         };
         let policy = crate::http::RetryPolicy {
             min_delay: self.retry_delay,

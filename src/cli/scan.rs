@@ -112,9 +112,36 @@ pub(super) async fn run(args: ScanArgs) -> Result<Exit, Failure> {
         )),
         _ => None,
     };
-    let stopped = async { interrupt.wait().await.cause() };
     let cache = result_cache.as_ref();
-    let results = scan_until(&trivy, &plan.targets, concurrency, cache, stopped).await;
+    // Parallel scans share one layer cache only through a server (see `trivy::server`); it is
+    // not worth starting when every result is cached.
+    let uncached = (plan.targets.iter())
+        .filter(|t| cache.is_none_or(|c| c.get(&t.digest).is_none()))
+        .count();
+    let serving = match uncached {
+        0 => None,
+        _ => Some(
+            interrupt
+                .until(trivy.serve())
+                .await
+                .map_err(Stop::before_results)?,
+        ),
+    };
+    let server = match serving {
+        Some(Err(error)) => {
+            tracing::warn!("{error}: scanning without a shared layer cache");
+            None
+        }
+        Some(Ok(server)) => Some(server),
+        None => None,
+    };
+    let scanner = match &server {
+        Some(server) => trivy.clone().with_server(server),
+        None => trivy.clone(),
+    };
+    let stopped = async { interrupt.wait().await.cause() };
+    let results = scan_until(&scanner, &plan.targets, concurrency, cache, stopped).await;
+    drop(server);
     let run = ScanRun {
         started_at: started_at.clone(),
         duration_ms: started.elapsed().as_millis() as u64,
@@ -152,7 +179,10 @@ pub(super) async fn run(args: ScanArgs) -> Result<Exit, Failure> {
         let work = super::upload::upload(&github, upload_target.as_ref(), &sarif_files, &options);
         let Ok(summary) = interrupt.until(work).await else {
             let stop = interrupt.received().unwrap_or(Stop::Interrupt);
-            tracing::warn!("stopped by {} while uploading; results were written", stop.name());
+            tracing::warn!(
+                "stopped by {} while uploading; results were written",
+                stop.name()
+            );
             return Ok(stop.exit());
         };
         let summary = summary?;

@@ -271,6 +271,9 @@ pub(super) async fn upload(
     options: &UploadOptions,
 ) -> Result<UploadSummary, Failure> {
     let input = Input::read(files).map_err(Failure::usage)?;
+    for omission in &input.omitted {
+        tracing::warn!("the SARIF already left results out: {omission}");
+    }
     let mut summary = UploadSummary {
         dry_run: options.dry_run,
         route: match options.route {
@@ -281,7 +284,7 @@ pub(super) async fn upload(
         uploads: Vec::new(),
         closed: Vec::new(),
         skipped: Vec::new(),
-        omitted: Vec::new(),
+        omitted: input.omitted.clone(),
     };
     let planned = plan(github, current, input, options, &mut summary).await;
 

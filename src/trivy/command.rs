@@ -14,8 +14,19 @@ use tokio::process::Command;
 use super::{RegistryCredentials, TrivyConfig};
 use crate::finding::Severity;
 
-/// The arguments of `trivy image` scanning `image` (checked by the caller).
+/// The arguments of `trivy image` scanning `image` (checked by the caller), without a server.
+#[cfg(test)]
 pub(crate) fn scan_args(config: &TrivyConfig, image: &str) -> Vec<OsString> {
+    scan_args_with(config, image, None)
+}
+
+/// [`scan_args`], as a client of the `trivy server` at `server` (`http://127.0.0.1:PORT`) when
+/// one is given: the server's shared layer cache replaces the per-process one in memory.
+pub(crate) fn scan_args_with(
+    config: &TrivyConfig,
+    image: &str,
+    server: Option<&str>,
+) -> Vec<OsString> {
     let mut args: Vec<OsString> = [
         "image",
         "--format=json",
@@ -36,7 +47,10 @@ pub(crate) fn scan_args(config: &TrivyConfig, image: &str) -> Vec<OsString> {
     // scan; a second process waits 5 s for it, then fails ("cache may be in use by another
     // process"), so concurrent scans of slow images failed each other. The DB itself is read
     // from --cache-dir either way; dragnet already scans each digest once.
-    args.push("--cache-backend=memory".into());
+    match server {
+        Some(url) => args.push(format!("--server={url}").into()),
+        None => args.push("--cache-backend=memory".into()),
+    }
     args.push(format!("--timeout={}", go_duration(config.timeout)).into());
     args.push("--list-all-pkgs=false".into());
     args.extend(isolation_flags());

@@ -10,6 +10,7 @@ mod command;
 mod error;
 mod process;
 mod report;
+mod server;
 
 use std::ffi::OsString;
 use std::path::PathBuf;
@@ -24,6 +25,7 @@ use crate::scan::ScanOptions;
 
 pub use error::TrivyError;
 pub use report::{ReportError, SCHEMA_VERSION, ScanReport, parse_report};
+pub use server::TrivyServer;
 
 use command::go_duration;
 use error::{ScanFailure, classify_scan_failure, summarize_stderr};
@@ -122,6 +124,8 @@ impl DbMetadata {
 pub struct Trivy {
     config: TrivyConfig,
     output_limit: usize,
+    /// The `trivy server` image scans go to (see [`Trivy::serve`]), if any.
+    server: Option<server::ServerAddress>,
 }
 
 impl Trivy {
@@ -130,6 +134,7 @@ impl Trivy {
         Trivy {
             config,
             output_limit: DEFAULT_OUTPUT_LIMIT,
+            server: None,
         }
     }
 
@@ -220,7 +225,8 @@ impl Trivy {
         }
 
         let what = format!("scanning image `{image}`");
-        let args = command::scan_args(&self.config, image);
+        let server = self.server.as_ref().map(|s| s.url.as_str());
+        let args = command::scan_args_with(&self.config, image, server);
         let deadline = self.config.timeout + KILL_GRACE;
         let captured = self.run(&what, &args, deadline, true).await?;
 
@@ -323,7 +329,11 @@ impl Trivy {
         );
 
         let started = Instant::now();
-        let command = command::command(program, args, credentials);
+        let mut command = command::command(program, args, credentials);
+        if let Some(server) = self.server.as_ref().filter(|_| with_credentials) {
+            // The server's token, like credentials, goes through the environment only.
+            command.env("TRIVY_TOKEN", &server.token);
+        }
         let result = process::run(command, deadline, self.output_limit).await;
         let elapsed_ms = started.elapsed().as_millis();
 

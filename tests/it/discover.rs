@@ -593,22 +593,28 @@ async fn untagged_platforms_of_a_multi_platform_image_are_not_orphans() {
 async fn discovers_an_org_of_2000_packages_with_the_fewest_calls_in_bounded_memory() {
     let emulator = Emulator::start().await.unwrap();
     let shape = OrgShape::LARGE;
+    let t = std::time::Instant::now();
     scale::populate(&emulator, "big-org", shape);
+    eprintln!("TIMING populate {:?}", t.elapsed());
     let token = "ghp_scaletestscaletestscaletestscaletest";
     emulator.add_token(token, TokenKind::Pat);
     let dir = tempfile::tempdir().unwrap();
 
-    let measure = |out: &str| {
-        let mut command = std::process::Command::new(env!("CARGO_BIN_EXE_dragnet"));
-        command
-            .args(["discover", "--owner", "big-org", "--format", "json"])
-            .env_clear()
-            .env("GITHUB_API_URL", emulator.url())
-            .env("GITHUB_TOKEN", token)
-            .env("DRAGNET_CACHE_DIR", dir.path().join("cache"))
-            .stdout(std::fs::File::create(dir.path().join(out)).unwrap())
-            .stderr(std::fs::File::create(dir.path().join(format!("{out}.log"))).unwrap());
-        command
+    let measure = |out: &str| scale::MeasuredCommand {
+        program: env!("CARGO_BIN_EXE_dragnet").into(),
+        args: ["discover", "--owner", "big-org", "--format", "json"]
+            .map(String::from)
+            .to_vec(),
+        envs: vec![
+            ("GITHUB_API_URL".into(), emulator.url()),
+            ("GITHUB_TOKEN".into(), token.into()),
+            (
+                "DRAGNET_CACHE_DIR".into(),
+                dir.path().join("cache").display().to_string(),
+            ),
+        ],
+        stdout: std::fs::File::create(dir.path().join(out)).unwrap(),
+        stderr: std::fs::File::create(dir.path().join(format!("{out}.log"))).unwrap(),
     };
 
     let first = measure("first.json");
@@ -616,13 +622,16 @@ async fn discovers_an_org_of_2000_packages_with_the_fewest_calls_in_bounded_memo
         .await
         .unwrap()
         .unwrap();
+    eprintln!("TIMING first {:?} rss {}", measured.elapsed, measured.max_rss >> 20);
+    let t = std::time::Instant::now();
     let log = std::fs::read_to_string(dir.path().join("first.json.log")).unwrap();
     assert_eq!(measured.code, Some(0), "{log}");
 
+    let first = std::fs::File::open(dir.path().join("first.json")).unwrap();
     let rows: Vec<serde_json::Value> =
-        serde_json::from_reader(std::fs::File::open(dir.path().join("first.json")).unwrap())
-            .unwrap();
+        serde_json::from_reader(std::io::BufReader::new(first)).unwrap();
     assert_eq!(rows.len(), shape.total_versions());
+    eprintln!("TIMING parse {:?}", t.elapsed());
     let requests = emulator.requests();
     let lists = requests
         .iter()

@@ -241,7 +241,7 @@ async fn a_rerun_writes_identical_sarif_and_fingerprints() {
         .unwrap();
     assert_eq!(
         rescanned,
-        [broken.clone()],
+        [broken],
         "the rerun scanned {rescanned:?}"
     );
 

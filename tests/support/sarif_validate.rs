@@ -98,6 +98,9 @@ pub fn multitool_problems(path: &Path) -> Vec<String> {
         .args([
             "--rule-kind",
             "Gh;Sarif",
+            // The default skips files over 10,000 KB; a 25,000-result run is larger.
+            "--max-file-size-in-kb",
+            "1048576",
             "--log",
             "ForceOverwrite",
             "--output",

@@ -11,7 +11,7 @@ use std::time::Instant;
 use anyhow::Context as _;
 use clap::Parser;
 use dragnet_sandbox::github::{Emulator, TokenKind};
-use dragnet_sandbox::scale::{self, Measured, OrgShape};
+use dragnet_sandbox::scale::{self, Measured, MeasuredCommand, OrgShape};
 
 /// Measure `dragnet discover` over a large emulated organization.
 #[derive(Debug, Parser)]
@@ -83,7 +83,8 @@ async fn main() -> anyhow::Result<()> {
         let figures = measure(&emulator, &args.dragnet, token, dir.path(), run).await?;
         if run == "cold" {
             let out = std::fs::File::open(dir.path().join("cold.json"))?;
-            let parsed: Vec<serde_json::Value> = serde_json::from_reader(out)?;
+            let parsed: Vec<serde_json::Value> =
+                serde_json::from_reader(std::io::BufReader::new(out))?;
             rows = parsed.len();
         }
         println!(
@@ -113,15 +114,19 @@ async fn measure(
     run: &str,
 ) -> anyhow::Result<Figures> {
     let before = emulator.requests().len();
-    let mut command = std::process::Command::new(dragnet);
-    command
-        .args(["discover", "--owner", "big-org", "--format", "json"])
-        .env_clear()
-        .env("GITHUB_API_URL", emulator.url())
-        .env("GITHUB_TOKEN", token)
-        .env("DRAGNET_CACHE_DIR", dir.join("cache"))
-        .stdout(std::fs::File::create(dir.join(format!("{run}.json")))?)
-        .stderr(std::fs::File::create(dir.join(format!("{run}.log")))?);
+    let command = MeasuredCommand {
+        program: dragnet.to_path_buf(),
+        args: ["discover", "--owner", "big-org", "--format", "json"]
+            .map(String::from)
+            .to_vec(),
+        envs: vec![
+            ("GITHUB_API_URL".into(), emulator.url()),
+            ("GITHUB_TOKEN".into(), token.into()),
+            ("DRAGNET_CACHE_DIR".into(), dir.join("cache").display().to_string()),
+        ],
+        stdout: std::fs::File::create(dir.join(format!("{run}.json")))?,
+        stderr: std::fs::File::create(dir.join(format!("{run}.log")))?,
+    };
     let measured = tokio::task::spawn_blocking(move || scale::run_measured(command))
         .await
         .context("the measuring thread panicked")??;

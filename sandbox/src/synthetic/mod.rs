@@ -304,7 +304,9 @@ impl SyntheticOrg {
         index: usize,
         tag: &str,
     ) -> anyhow::Result<PushedVersion> {
-        let version = self.spec.versions;
+        // A version index no other version of the package has, so the app layer is new.
+        let name = OrgSpec::package_name(index);
+        let version = self.versions.iter().filter(|v| v.package == name).count();
         let pushed = self
             .push_version(index, version, vec![tag.to_owned()], None)
             .await?;

@@ -181,3 +181,33 @@ async fn a_dry_run_lists_analyses_but_sends_nothing() {
         .any(|r| r.path.ends_with("/code-scanning/analyses") && r.query.contains("tool_name"));
     assert!(listed, "the dry run still looks for stale categories");
 }
+
+#[tokio::test]
+async fn a_400_is_explained_not_lost() {
+    let setup = setup().await;
+    let file = write_sarif(&setup, "one.sarif", &["dragnet/app".to_string()]);
+    setup.emulator.fail_next(
+        &format!("/repos/{REPOSITORY}/code-scanning/sarifs"),
+        1,
+        Fault::status(400).only_method("POST"),
+    );
+    let summary = done(
+        upload(
+            &setup.github,
+            Some(&target()),
+            &[file],
+            &options(Limits::default()),
+        )
+        .await,
+    );
+    assert!(!summary.succeeded());
+    let receipt = &summary.uploads[0];
+    assert_eq!(receipt.processing_status, "not sent");
+    assert_eq!(receipt.categories, ["dragnet/app"]);
+    let error = receipt.errors.join("\n");
+    assert!(
+        error.contains("400") && error.contains("could not read the `sarif` field"),
+        "{error}"
+    );
+    assert!(summary.markdown().contains("❌ not sent"), "{}", summary.markdown());
+}

@@ -9,6 +9,7 @@
 
 mod measure;
 mod report;
+mod server;
 
 use std::path::{Path, PathBuf};
 use std::process::Command;
@@ -106,6 +107,8 @@ pub struct Phase {
     pub first_failure: Option<String>,
     /// For a sampled (a): the factor the measured figures were multiplied by.
     pub extrapolated_from: Option<f64>,
+    /// The unique layer, config and manifest bytes of the organization when the phase ran.
+    pub unique_bytes: u64,
 }
 
 /// Everything one benchmark run found.
@@ -233,14 +236,16 @@ async fn main() -> anyhow::Result<()> {
     }
 
     // (c), (d), (e): dragnet.
+    let cache = work.join("dragnet-cache");
+    let dragnet_scan = |id: &str| dragnet_scan(&env, id, &env.trivy, &cache);
     if runs('c') {
         let name = "(c) dragnet, first run";
-        let phase = measure_phase(&org, "c", name, || dragnet_scan(&env, "c")).await?;
+        let phase = measure_phase(&org, "c", name, || dragnet_scan("c")).await?;
         phases.push(report_phase(phase));
     }
     if runs('d') {
         let name = "(d) dragnet, rerun, nothing changed";
-        let phase = measure_phase(&org, "d", name, || dragnet_scan(&env, "d")).await?;
+        let phase = measure_phase(&org, "d", name, || dragnet_scan("d")).await?;
         phases.push(report_phase(phase));
     }
     if runs('e') {
@@ -248,7 +253,20 @@ async fn main() -> anyhow::Result<()> {
         eprintln!("pushed {}:9.9.9 as {}", new.package, new.digest);
         facts.versions += 1;
         let name = "(e) dragnet after one new tag";
-        let phase = measure_phase(&org, "e", name, || dragnet_scan(&env, "e")).await?;
+        let phase = measure_phase(&org, "e", name, || dragnet_scan("e")).await?;
+        phases.push(report_phase(phase));
+    }
+
+    // The experiment: the same runs with Trivy as clients of one server.
+    if runs('s') {
+        let cache = work.join("dragnet-cache-server");
+        let name = "(c′) experiment: dragnet, first run, Trivy as clients of one `trivy server`";
+        let phase = measure_phase(&org, "c2", name, || server_scan(&env, "c2", &cache)).await?;
+        phases.push(report_phase(phase));
+        let new = org.push_new_version(0, "9.9.10").await?;
+        eprintln!("pushed {}:9.9.10 as {}", new.package, new.digest);
+        let name = "(e′) experiment: the same, after one more new tag";
+        let phase = measure_phase(&org, "e2", name, || server_scan(&env, "e2", &cache)).await?;
         phases.push(report_phase(phase));
     }
     drop(org);
@@ -362,6 +380,7 @@ async fn measure_phase(
         failures: ran.failures,
         first_failure: ran.first_failure,
         extrapolated_from: None,
+        unique_bytes: org.bytes.total(),
     })
 }
 
@@ -527,8 +546,9 @@ fn trivy_command(env: &Env, cache_dir: &Path, reference: &str) -> Command {
     command
 }
 
-/// `dragnet scan` over the synthetic organization, with one cache kept across (c), (d), (e).
-fn dragnet_scan(env: &Env, id: &str) -> anyhow::Result<Ran> {
+/// `dragnet scan` over the synthetic organization with `trivy` and the cache `cache`, which
+/// (c), (d) and (e) share.
+fn dragnet_scan(env: &Env, id: &str, trivy: &Path, cache: &Path) -> anyhow::Result<Ran> {
     let out = env.work.join(format!("dragnet-out-{id}"));
     let mut command = dragnet_command(env);
     command
@@ -539,9 +559,9 @@ fn dragnet_scan(env: &Env, id: &str) -> anyhow::Result<Ran> {
         .arg("--output-dir")
         .arg(&out)
         .arg("--cache-dir")
-        .arg(env.work.join("dragnet-cache"))
+        .arg(cache)
         .arg("--trivy")
-        .arg(&env.trivy);
+        .arg(trivy);
     let (status, usage) = run_measured(command, &env.log(id))?;
     let mut ran = Ran {
         dragnet: Some(usage),
@@ -568,6 +588,30 @@ fn dragnet_scan(env: &Env, id: &str) -> anyhow::Result<Ran> {
             .or(ran.first_failure);
     }
     Ok(ran)
+}
+
+/// `dragnet scan` with its Trivy scans sent to a `trivy server` over the same cache: the DB is
+/// downloaded first (as dragnet would), the server started, dragnet run, the server stopped.
+fn server_scan(env: &Env, id: &str, cache: &Path) -> anyhow::Result<Ran> {
+    let trivy_cache = cache.join("trivy");
+    let mut download = Command::new(&env.trivy);
+    download
+        .args(["image", "--download-db-only", "--quiet", "--no-progress"])
+        .arg(format!("--cache-dir={}", trivy_cache.display()))
+        .arg(format!("--db-repository={}", env.db_repository));
+    clean_env(&mut download);
+    let output = download
+        .output()
+        .context("downloading the DB for trivy server")?;
+    if !output.status.success() {
+        bail!("downloading the DB failed: {}", last_line(&output.stderr));
+    }
+    let server =
+        server::TrivyServer::start(&env.trivy, &trivy_cache, &env.log(&format!("{id}-server")))?;
+    let wrapper = server::client_wrapper(&env.work, &env.trivy, server.url())?;
+    let ran = dragnet_scan(env, id, &wrapper, cache);
+    drop(server);
+    ran
 }
 
 /// `dragnet discover` or `dragnet plan` over the wide organization.
