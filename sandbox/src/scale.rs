@@ -126,8 +126,8 @@ pub fn run_measured(command: MeasuredCommand) -> anyhow::Result<Measured> {
         elapsed: f64,
         max_rss_kib: u64,
     }
-    let report: Report = serde_json::from_reader(report.as_file())
-        .context("reading the measurement report")?;
+    let report: Report =
+        serde_json::from_reader(report.as_file()).context("reading the measurement report")?;
     Ok(Measured {
         // Python reports death by signal N as -N.
         code: (report.code >= 0).then_some(report.code),

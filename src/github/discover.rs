@@ -384,7 +384,7 @@ pub async fn discover(
     check_budget(client, owner, kind, &selected, named, max_wait).await?;
 
     // Their versions, a few packages at a time.
-    let results: Vec<(String, Result<(Package, Selection), PackageError>)> =
+    let results: Vec<(String, Result<ReadPackage, PackageError>)> =
         futures::stream::iter(selected.into_iter().map(|wanted| async move {
             let name = wanted.name.clone();
             let package = read_package(client, registry, owner, kind, wanted, named, options).await;
@@ -524,6 +524,9 @@ async fn check_budget(
     }
 }
 
+/// A package read, with what its filters left out.
+type ReadPackage = (Package, Selection);
+
 /// Why one package could not be read.
 #[derive(Debug, thiserror::Error)]
 pub enum PackageError {
@@ -546,7 +549,7 @@ async fn read_package(
     wanted: Wanted,
     named: bool,
     options: &DiscoverOptions,
-) -> Result<(Package, Selection), PackageError> {
+) -> Result<ReadPackage, PackageError> {
     let name = wanted.name.as_str();
     let mut repository = wanted.repository;
 
@@ -593,20 +596,27 @@ async fn read_package(
         }
     };
 
+    // An organization may hold a hundred thousand versions: keep each one tight (a parsed
+    // one-tag list has room for four).
     let versions: Vec<Version> = versions
         .into_iter()
-        .map(|v| Version {
-            id: v.id,
-            digest: v.name,
-            tags: v
+        .map(|v| {
+            let mut tags = v
                 .metadata
                 .and_then(|m| m.container)
                 .map(|c| c.tags)
-                .unwrap_or_default(),
-            updated_at: v.updated_at,
+                .unwrap_or_default();
+            tags.shrink_to_fit();
+            Version {
+                id: v.id,
+                digest: v.name,
+                tags,
+                updated_at: v.updated_at,
+            }
         })
         .collect();
-    let (versions, counts) = options.filter.apply(versions);
+    let (mut versions, counts) = options.filter.apply(versions);
+    versions.shrink_to_fit();
     tracing::debug!(
         "{name}: {} versions, {} kept",
         counts.listed,

@@ -374,6 +374,9 @@ pub fn encode_segment(segment: &str) -> String {
 }
 
 #[cfg(test)]
+mod contract_tests;
+
+#[cfg(test)]
 mod tests {
     use super::*;
 

@@ -3,6 +3,7 @@
 //!
 //! Each test serves real manifest and config bytes, so digests are verified as in production.
 
+use std::collections::BTreeSet;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -842,4 +843,177 @@ async fn resolve_keeps_going_past_failures_and_orders_the_result() {
         resolutions.iter().filter(|r| r.manifests.is_ok()).count(),
         2
     );
+}
+
+#[tokio::test]
+async fn untagged_platforms_and_attestations_of_a_tagged_index_are_not_orphans() {
+    let server = MockServer::start().await;
+    let amd64 = image("linux", "amd64", &[100], manifest::OCI_MANIFEST);
+    let arm64 = image("linux", "arm64", &[300], manifest::OCI_MANIFEST);
+    let attestation = Blob::json(json!({"attestation": true}));
+    let index = index_of(&amd64, &arm64, &attestation);
+    let orphan = image("linux", "amd64", &[50], manifest::OCI_MANIFEST);
+    serve(&server, "acme/x", "manifests", &index, manifest::OCI_INDEX).await;
+    for image in [&amd64, &arm64, &orphan] {
+        serve_image(&server, "acme/x", image).await;
+    }
+    let version = |digest: &str, tags: &[&str]| Version {
+        id: 1,
+        digest: digest.to_string(),
+        tags: tags.iter().map(|t| t.to_string()).collect(),
+        updated_at: None,
+    };
+    // As GHCR lists a multi-platform push: the index tagged, its manifests untagged.
+    let inventory = Inventory {
+        owner: "Acme".into(),
+        registry: server.address().to_string(),
+        packages: vec![Package {
+            name: "x".into(),
+            repository: None,
+            versions: vec![
+                version(&index.digest, &["1.0"]),
+                version(&amd64.manifest.digest, &[]),
+                version(&arm64.manifest.digest, &[]),
+                version(&attestation.digest, &[]),
+                version(&orphan.manifest.digest, &[]),
+            ],
+            source: Default::default(),
+        }],
+        failures: vec![],
+        selection: Default::default(),
+    };
+
+    // Only amd64 is asked for: the arm64 manifest is still the index's, not an orphan.
+    let resolutions = resolve(&client(&server, None, &["linux/amd64"]), &inventory, 2).await;
+
+    let children: BTreeSet<&str> = resolutions
+        .iter()
+        .filter(|r| r.platform_of.as_deref() == Some(index.digest.as_str()))
+        .map(|r| r.version.digest.as_str())
+        .collect();
+    let expected: BTreeSet<&str> = [&amd64.manifest, &arm64.manifest, &attestation]
+        .map(|b| b.digest.as_str())
+        .into();
+    assert_eq!(children, expected);
+    let fetched: Vec<String> = requests_to(&server, "/v2/")
+        .await
+        .iter()
+        .map(|r| r.url.path().to_string())
+        .collect();
+    for skipped in [&arm64.manifest.digest, &attestation.digest] {
+        assert!(
+            !fetched.iter().any(|p| p.ends_with(skipped.as_str())),
+            "no request for a recognised child: {fetched:?}"
+        );
+    }
+
+    let plan = crate::plan::build(&inventory, resolutions);
+    assert_eq!(plan.selection.platform_children, 3);
+    let targets: BTreeSet<&str> = plan.targets.iter().map(|t| t.digest.as_str()).collect();
+    let expected: BTreeSet<&str> = [&amd64.manifest.digest, &orphan.manifest.digest]
+        .map(String::as_str)
+        .into();
+    assert_eq!(targets, expected, "the platform, and the true orphan");
+    let platform = plan
+        .targets
+        .iter()
+        .find(|t| t.digest == amd64.manifest.digest)
+        .unwrap();
+    assert_eq!(platform.refs.len(), 1, "reached through the index only");
+    assert_eq!(platform.refs[0].tags, ["1.0"]);
+}
+
+#[tokio::test]
+async fn lists_tags_across_link_pages_leaving_out_invalid_ones() {
+    let server = MockServer::start().await;
+    Mock::given(method("GET"))
+        .and(path("/v2/acme/x/tags/list"))
+        .and(query_param("last", "latest"))
+        .respond_with(
+            ResponseTemplate::new(200)
+                .set_body_json(json!({"name": "acme/x", "tags": ["2.0", "bad/tag"]})),
+        )
+        .mount(&server)
+        .await;
+    Mock::given(method("GET"))
+        .and(path("/v2/acme/x/tags/list"))
+        .and(query_param("n", "1000"))
+        .respond_with(
+            ResponseTemplate::new(200)
+                .set_body_json(json!({"name": "acme/x", "tags": ["1.0", "latest"]}))
+                .insert_header(
+                    "link",
+                    "</v2/acme/x/tags/list?last=latest&n=1000>; rel=\"next\"",
+                ),
+        )
+        .mount(&server)
+        .await;
+
+    let tags = client(&server, None, &[]).tags("acme/x").await.unwrap();
+
+    assert_eq!(tags, ["1.0", "latest", "2.0"]);
+}
+
+#[tokio::test]
+async fn refuses_a_tag_list_link_that_leaves_the_repository() {
+    let server = MockServer::start().await;
+    Mock::given(method("GET"))
+        .and(path("/v2/acme/x/tags/list"))
+        .respond_with(
+            ResponseTemplate::new(200)
+                .set_body_json(json!({"tags": ["1.0"]}))
+                .insert_header(
+                    "link",
+                    "<https://elsewhere.example/v2/acme/x/tags/list?last=1.0>; rel=\"next\"",
+                ),
+        )
+        .mount(&server)
+        .await;
+
+    let error = client(&server, None, &[])
+        .tags("acme/x")
+        .await
+        .unwrap_err()
+        .to_string();
+
+    assert!(error.contains("refusing to follow it"), "{error}");
+}
+
+#[tokio::test]
+async fn a_tag_resolves_by_the_digest_header_or_by_hashing_its_manifest() {
+    let server = MockServer::start().await;
+    let image = image("linux", "amd64", &[10], manifest::OCI_MANIFEST);
+    Mock::given(method("HEAD"))
+        .and(path("/v2/acme/x/manifests/1.0"))
+        .respond_with(
+            ResponseTemplate::new(200)
+                .insert_header("docker-content-digest", &image.manifest.digest),
+        )
+        .mount(&server)
+        .await;
+    Mock::given(method("HEAD"))
+        .and(path("/v2/acme/x/manifests/2.0"))
+        .respond_with(ResponseTemplate::new(200))
+        .mount(&server)
+        .await;
+    Mock::given(method("GET"))
+        .and(path("/v2/acme/x/manifests/2.0"))
+        .respond_with(
+            ResponseTemplate::new(200)
+                .set_body_raw(image.manifest.bytes.clone(), manifest::OCI_MANIFEST),
+        )
+        .mount(&server)
+        .await;
+    let client = client(&server, None, &[]);
+
+    assert_eq!(
+        client.tag_digest("acme/x", "1.0").await.unwrap(),
+        image.manifest.digest
+    );
+    assert_eq!(
+        client.tag_digest("acme/x", "2.0").await.unwrap(),
+        image.manifest.digest
+    );
+    let error = client.tag_digest("acme/x", "../x").await.unwrap_err();
+    assert!(error.to_string().contains("must start with"), "{error}");
 }

@@ -254,15 +254,17 @@ fn selection_line(selection: &crate::filter::Selection) -> String {
     let mut parts: Vec<String> = selection
         .reasons()
         .into_iter()
-        .map(|(reason, count)| {
-            let versions = plural(count, "version", "versions");
-            match reason {
-                "untagged" => format!("{versions} untagged (`--include-untagged` keeps them)"),
-                "signatures and attestations" => {
-                    format!("{versions} that are cosign signatures or attestations")
-                }
-                flag => format!("{versions} by `{flag}`"),
-            }
+        .map(|(reason, count)| match reason {
+            "untagged" => format!(
+                "{} (`--include-untagged` keeps them)",
+                plural(count, "untagged version", "untagged versions")
+            ),
+            "signatures and attestations" => plural(
+                count,
+                "cosign signature or attestation",
+                "cosign signatures or attestations",
+            ),
+            flag => format!("{} by `{flag}`", plural(count, "version", "versions")),
         })
         .collect();
     let mut out = String::new();

@@ -362,3 +362,37 @@ fn ignored_findings_leave_the_counts_and_sarif_but_are_kept_with_their_reason() 
     let back: Report = serde_json::from_str(&results_json(&report)).unwrap();
     assert_eq!(back, report);
 }
+
+#[test]
+fn the_summary_says_what_the_filters_left_out_and_why() {
+    let mut plan = fixtures::plan();
+    plan.selection = crate::filter::Selection {
+        listed: 900,
+        untagged: 12,
+        beyond_latest: 800,
+        signatures: 1,
+        platform_children: 2,
+        ..Default::default()
+    };
+    let summary = summary_markdown(&Report::build(&plan, &fixtures::run()));
+
+    assert!(
+        summary.contains(
+            "Left out by the version filters: 1 cosign signature or attestation, 12 untagged \
+             versions (`--include-untagged` keeps them) and 800 versions by `--latest`."
+        ),
+        "{summary}"
+    );
+    assert!(
+        summary.contains(
+            "2 untagged versions are platforms of tagged multi-platform images, scanned through \
+             them."
+        ),
+        "{summary}"
+    );
+
+    // Nothing left out: nothing said, and results.json keeps its shape.
+    let report = report();
+    assert!(!summary_markdown(&report).contains("Left out"));
+    assert!(!results_json(&report).contains("selection"));
+}

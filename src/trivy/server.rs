@@ -7,7 +7,7 @@
 //! cache; `trivy image --server` clients fetch only the layers the cache lacks, analyse them
 //! and hand the result to the server, so each layer is fetched once per cache, across the run
 //! and across runs. The server listens on 127.0.0.1 only and demands a random token, so no
-//! other local process can read or poison the cache; it dies with its handle.
+//! other local process can read or poison the cache; its process group dies with its handle.
 
 use std::ffi::OsString;
 use std::process::Stdio;
@@ -66,7 +66,12 @@ impl TrivyServer {
 
 impl Drop for TrivyServer {
     fn drop(&mut self) {
-        // kill_on_drop would do it too; this says so, and reaps at once when it can.
+        // The server leads its own process group: kill the group, so that a wrapper script's
+        // Trivy dies with the wrapper, then reap at once when we can.
+        if let Some(pid) = self.child.id().and_then(|pid| i32::try_from(pid).ok()) {
+            // SAFETY: killpg only sends a signal; the group is the one the child leads.
+            unsafe { libc::killpg(pid, libc::SIGKILL) };
+        }
         let _ = self.child.start_kill();
         let _ = self.child.try_wait();
     }
@@ -94,7 +99,8 @@ impl Trivy {
                 .stdin(Stdio::null())
                 .stdout(Stdio::null())
                 .stderr(log)
-                .kill_on_drop(true);
+                .kill_on_drop(true)
+                .process_group(0);
             let child = command.spawn().map_err(|error| match error.kind() {
                 std::io::ErrorKind::NotFound => TrivyError::ProgramNotFound {
                     program: self.config.program.clone(),

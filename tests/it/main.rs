@@ -8,6 +8,7 @@ mod faults;
 mod fuzz_regressions;
 mod hostile;
 mod interrupt;
+mod rate_limits;
 mod report_html;
 mod scan;
 mod secrets;

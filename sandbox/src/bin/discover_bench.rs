@@ -122,7 +122,10 @@ async fn measure(
         envs: vec![
             ("GITHUB_API_URL".into(), emulator.url()),
             ("GITHUB_TOKEN".into(), token.into()),
-            ("DRAGNET_CACHE_DIR".into(), dir.join("cache").display().to_string()),
+            (
+                "DRAGNET_CACHE_DIR".into(),
+                dir.join("cache").display().to_string(),
+            ),
         ],
         stdout: std::fs::File::create(dir.join(format!("{run}.json")))?,
         stderr: std::fs::File::create(dir.join(format!("{run}.log")))?,

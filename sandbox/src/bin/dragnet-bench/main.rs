@@ -9,7 +9,6 @@
 
 mod measure;
 mod report;
-mod server;
 
 use std::path::{Path, PathBuf};
 use std::process::Command;
@@ -257,18 +256,6 @@ async fn main() -> anyhow::Result<()> {
         phases.push(report_phase(phase));
     }
 
-    // The experiment: the same runs with Trivy as clients of one server.
-    if runs('s') {
-        let cache = work.join("dragnet-cache-server");
-        let name = "(c′) experiment: dragnet, first run, Trivy as clients of one `trivy server`";
-        let phase = measure_phase(&org, "c2", name, || server_scan(&env, "c2", &cache)).await?;
-        phases.push(report_phase(phase));
-        let new = org.push_new_version(0, "9.9.10").await?;
-        eprintln!("pushed {}:9.9.10 as {}", new.package, new.digest);
-        let name = "(e′) experiment: the same, after one more new tag";
-        let phase = measure_phase(&org, "e2", name, || server_scan(&env, "e2", &cache)).await?;
-        phases.push(report_phase(phase));
-    }
     drop(org);
 
     // (f): memory over 10,000 versions.
@@ -590,30 +577,6 @@ fn dragnet_scan(env: &Env, id: &str, trivy: &Path, cache: &Path) -> anyhow::Resu
     Ok(ran)
 }
 
-/// `dragnet scan` with its Trivy scans sent to a `trivy server` over the same cache: the DB is
-/// downloaded first (as dragnet would), the server started, dragnet run, the server stopped.
-fn server_scan(env: &Env, id: &str, cache: &Path) -> anyhow::Result<Ran> {
-    let trivy_cache = cache.join("trivy");
-    let mut download = Command::new(&env.trivy);
-    download
-        .args(["image", "--download-db-only", "--quiet", "--no-progress"])
-        .arg(format!("--cache-dir={}", trivy_cache.display()))
-        .arg(format!("--db-repository={}", env.db_repository));
-    clean_env(&mut download);
-    let output = download
-        .output()
-        .context("downloading the DB for trivy server")?;
-    if !output.status.success() {
-        bail!("downloading the DB failed: {}", last_line(&output.stderr));
-    }
-    let server =
-        server::TrivyServer::start(&env.trivy, &trivy_cache, &env.log(&format!("{id}-server")))?;
-    let wrapper = server::client_wrapper(&env.work, &env.trivy, server.url())?;
-    let ran = dragnet_scan(env, id, &wrapper, cache);
-    drop(server);
-    ran
-}
-
 /// `dragnet discover` or `dragnet plan` over the wide organization.
 fn dragnet_wide(env: &Env, subcommand: &str) -> anyhow::Result<Ran> {
     let mut command = dragnet_command(env);
@@ -643,8 +606,11 @@ fn dragnet_wide(env: &Env, subcommand: &str) -> anyhow::Result<Ran> {
 fn dragnet_command(env: &Env) -> Command {
     let mut command = Command::new(&env.dragnet);
     clean_env(&mut command);
+    // `DRAGNET_BENCH_VERBOSE=1` logs dragnet's story (with timestamps) into each phase's log,
+    // for profiling; the figures are measured without it.
+    let verbose = std::env::var_os("DRAGNET_BENCH_VERBOSE").is_some_and(|v| v == "1");
     command
-        .arg("--quiet")
+        .arg(if verbose { "-v" } else { "--quiet" })
         .env("GITHUB_API_URL", &env.api_url)
         .env("GITHUB_TOKEN", &env.token)
         .env("DRAGNET_REGISTRY_USERNAME", REGISTRY_USER)

@@ -165,7 +165,12 @@ fn targets(results: &Results) -> Vec<Target> {
     if let Some(e) = e {
         list.push(Target {
             what: "(e) scans only the new digest",
-            measured: format!("{} image(s) scanned", e.scans),
+            measured: format!(
+                "{} image(s) scanned; {} layer fetch(es), {} MB served",
+                e.scans,
+                e.registry.layer_fetches,
+                mb(e.registry.bytes)
+            ),
             met: Some(e.scans == 1),
         });
     }
@@ -188,66 +193,16 @@ fn targets(results: &Results) -> Vec<Target> {
             });
         }
     }
-    if let Some(c2) = phase("c2") {
-        let excess = c2.registry.bytes as f64 / c2.unique_bytes.max(1) as f64 - 1.0;
-        let mut experiment = |what, measured: String, met: bool| {
-            list.push(Target {
-                what,
-                measured,
-                met: Some(met),
-            })
-        };
-        if let Some(v) = ratio(a, Some(c2)) {
-            experiment(
-                "experiment (c′): at least 5× faster than (a)",
-                format!("{v:.1}×"),
-                v >= 5.0,
-            );
-        }
-        if let Some(v) = ratio(b, Some(c2)) {
-            experiment(
-                "experiment (c′): at least 3× faster than (b)",
-                format!("{v:.1}×"),
-                v >= 3.0,
-            );
-        }
-        experiment(
-            "experiment (c′): bytes served within 5% of the unique bytes",
-            format!(
-                "{} MB served for {} MB unique ({:+.1}%); {} layer fetches of {} layers; {} \
-                 failed",
-                mb(c2.registry.bytes),
-                mb(c2.unique_bytes),
-                excess * 100.0,
-                c2.registry.layer_fetches,
-                c2.registry.unique_layers,
-                c2.failures
-            ),
-            excess.abs() <= 0.05 && c2.failures == 0,
-        );
-    }
-    if let Some(e2) = phase("e2") {
-        list.push(Target {
-            what: "experiment (e′): one new tag fetches only the layers it adds",
-            measured: format!(
-                "{} image(s) scanned, {} layer fetches, {} MB",
-                e2.scans,
-                e2.registry.layer_fetches,
-                mb(e2.registry.bytes)
-            ),
-            met: None,
-        });
-    }
     let scan_peak = results
         .phases
         .iter()
-        .filter(|p| ["c", "d", "e", "c2", "e2"].contains(&p.id.as_str()))
+        .filter(|p| ["c", "d", "e"].contains(&p.id.as_str()))
         .filter_map(|p| p.dragnet.as_ref())
         .map(|u| u.peak_rss_kib)
         .max();
     if let Some(peak) = scan_peak {
         list.push(Target {
-            what: "peak memory of `dragnet scan` (c–e′), for reference",
+            what: "peak memory of `dragnet scan` (c–e), for reference",
             measured: format!("{:.1} MiB", peak as f64 / 1024.0),
             met: None,
         });
