@@ -2,8 +2,8 @@
 //!
 //! Retry policy, and why: GitHub and registries fail transiently (5xx, resets, timeouts) and
 //! throttle with 429 or 403. A request is retried on 500/502/503/504, on 429, on a 403 that
-//! carries `retry-after` or `x-ratelimit-remaining: 0`, and on connection errors; never on other
-//! 4xx, which are answers. The wait is `retry-after` when given, else until `x-ratelimit-reset`
+//! carries `retry-after` or `x-ratelimit-remaining: 0` or whose message says GitHub's secondary
+//! rate limit, and on connection errors; never on other 4xx, which are answers. The wait is `retry-after` when given, else until `x-ratelimit-reset`
 //! when the budget is spent, else a 60 s floor for throttling (GitHub's advice for secondary
 //! limits), else exponential backoff with jitter. Tries are bounded, and a wait longer than
 //! [`RetryPolicy::max_wait`] fails at once with the time the limit resets, rather than hanging.
@@ -327,9 +327,8 @@ impl HttpClient {
                     status: None,
                     wait: None,
                 };
-                let (response, secondary) = peek_secondary_limit(response)
-                    .await
-                    .map_err(transport)?;
+                let (response, secondary) =
+                    peek_secondary_limit(response).await.map_err(transport)?;
                 if !secondary {
                     return Ok(response);
                 }
@@ -629,11 +628,9 @@ mod tests {
             .mount(&server)
             .await;
         Mock::given(method("GET"))
-            .respond_with(
-                ResponseTemplate::new(403).set_body_json(serde_json::json!({
-                    "message": "Resource not accessible by integration"
-                })),
-            )
+            .respond_with(ResponseTemplate::new(403).set_body_json(serde_json::json!({
+                "message": "Resource not accessible by integration"
+            })))
             .mount(&server)
             .await;
 
@@ -651,10 +648,7 @@ mod tests {
         assert!(body.contains("not accessible by integration"), "{body}");
         let waits = pause.0.lock().unwrap().clone();
         assert_eq!(waits.len(), 1, "{waits:?}");
-        assert!(
-            waits[0] >= Duration::from_secs(60),
-            "the floor: {waits:?}"
-        );
+        assert!(waits[0] >= Duration::from_secs(60), "the floor: {waits:?}");
     }
 
     /// Records waits instead of sleeping.

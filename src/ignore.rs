@@ -150,8 +150,7 @@ impl IgnoreRule {
         let package_ok = self.packages.is_empty()
             || self.packages.iter().any(|p| {
                 p.name.eq_ignore_ascii_case(&finding.package_name)
-                    && p
-                        .version
+                    && p.version
                         .as_deref()
                         .is_none_or(|v| v == finding.installed_version)
             });
@@ -406,9 +405,8 @@ fn rule(
     }
     let expires = match expires {
         Some(text) => Some((
-            parse_date(&text).ok_or_else(|| {
-                problem(format!("`{text}` is not a date: write YYYY-MM-DD"))
-            })?,
+            parse_date(&text)
+                .ok_or_else(|| problem(format!("`{text}` is not a date: write YYYY-MM-DD")))?,
             text.trim().get(..10).unwrap_or_default().to_string(),
         )),
         None => None,
@@ -551,8 +549,9 @@ mod tests {
         );
         let mut python = finding("CVE-2022-40897", "setuptools", "58.1.0");
         assert!(list.matching(&python).is_none(), "no path, no match");
-        python.package_path =
-            Some("usr/local/lib/python3.11/site-packages/setuptools-58.1.0.dist-info/METADATA".into());
+        python.package_path = Some(
+            "usr/local/lib/python3.11/site-packages/setuptools-58.1.0.dist-info/METADATA".into(),
+        );
         assert!(list.matching(&python).is_some());
     }
 
@@ -582,7 +581,10 @@ mod tests {
                 "allowlist:\n  - id: CVE-1\n    expires: 2030-01-01\n",
                 "needs `reason`",
             ),
-            ("allowlist:\n  - id: CVE-1\n    reason: x\n", "needs `expires`"),
+            (
+                "allowlist:\n  - id: CVE-1\n    reason: x\n",
+                "needs `expires`",
+            ),
             (
                 "allowlist:\n  - id: CVE-1\n    reason: x\n    expires: tomorrow\n",
                 "not a date",

@@ -109,7 +109,10 @@ impl Input {
             return Err(not_sarif());
         }
         let declared = log
-            .pointer(&format!("/properties/{}", CATEGORIES_PROPERTY.replace('/', "~1")))
+            .pointer(&format!(
+                "/properties/{}",
+                CATEGORIES_PROPERTY.replace('/', "~1")
+            ))
             .and_then(Value::as_array)
             .into_iter()
             .flatten()
@@ -128,7 +131,10 @@ impl Input {
             let category = pack::run_category(&run);
             self.covered.insert(category.clone());
             let omitted = run
-                .pointer(&format!("/properties/{}", OMITTED_PROPERTY.replace('/', "~1")))
+                .pointer(&format!(
+                    "/properties/{}",
+                    OMITTED_PROPERTY.replace('/', "~1")
+                ))
                 .and_then(|v| serde_json::from_value::<Omission>(v.clone()).ok());
             self.omitted.extend(omitted);
             self.runs.push(InputRun {
@@ -180,11 +186,7 @@ pub fn route(runs: Vec<InputRun>, route: Route, current: Option<&str>) -> Routed
             Route::Linked => run.repository.clone(),
         };
         match destination {
-            Some(repository) => routed
-                .destinations
-                .entry(repository)
-                .or_default()
-                .push(run),
+            Some(repository) => routed.destinations.entry(repository).or_default().push(run),
             None => {
                 let reason = match (route, &run.package) {
                     (Route::Linked, Some(package)) => format!(

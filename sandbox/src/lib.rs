@@ -8,6 +8,6 @@ pub mod github;
 pub mod oci;
 pub mod registry;
 pub mod sandbox;
-pub mod synthetic;
 pub mod scale;
+pub mod synthetic;
 pub mod token;

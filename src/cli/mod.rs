@@ -589,9 +589,8 @@ impl SelectArgs {
         .map_err(Failure::usage)?;
         let mut packages = self.packages.clone();
         if let Some(file) = &self.packages_file {
-            packages.extend(
-                crate::github::discover::read_packages_file(file).map_err(Failure::usage)?,
-            );
+            packages
+                .extend(crate::github::discover::read_packages_file(file).map_err(Failure::usage)?);
         }
         Ok(crate::github::discover::DiscoverOptions {
             owner: self.owner.clone().ok_or_else(|| {

@@ -58,11 +58,17 @@ pub(super) async fn write_sboms(
                 if r.tags.is_empty() {
                     vec![format!("{}@{}", r.package, r.version_digest)]
                 } else {
-                    r.tags.iter().map(|t| format!("{}:{t}", r.package)).collect()
+                    r.tags
+                        .iter()
+                        .map(|t| format!("{}:{t}", r.package))
+                        .collect()
                 }
             })
             .collect();
-        let hex = image.digest.strip_prefix("sha256:").unwrap_or(&image.digest);
+        let hex = image
+            .digest
+            .strip_prefix("sha256:")
+            .unwrap_or(&image.digest);
         let (file, error) = match outcome {
             Ok(bytes) => {
                 let name = format!("{hex}.cdx.json");

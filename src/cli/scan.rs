@@ -93,15 +93,16 @@ pub(super) async fn run(args: ScanArgs) -> Result<Exit, Failure> {
     .with_output_limit(args.trivy_output_limit);
     let started_at = now_rfc3339();
     let started = Instant::now();
-    let mut trivy_version = trivy.version().await?;
     if !plan.targets.is_empty() {
         tracing::info!("downloading the vulnerability DB");
         interrupt
             .until(trivy.download_db())
             .await
             .map_err(Stop::before_results)??;
-        trivy_version = trivy.version().await?;
     }
+    // Once, after the download: each Trivy process costs about 0.1 s, a third of a rerun that
+    // finds everything cached (see docs/benchmarks.md).
+    let trivy_version = trivy.version().await?;
     let options = ScanOptions { severities: severities.clone(), ignore_unfixed: args.ignore_unfixed };
     let result_cache = match (&trivy_version.db, args.rescan) {
         (Some(db), false) => Some(ResultCache::new(

@@ -177,10 +177,13 @@ impl UploadSummary {
                     out,
                     "- ⚠️ {}{}: {}",
                     escape_inline(&skipped.category, 200),
-                    skipped.repository.as_deref().map_or(String::new(), |r| format!(
-                        " (to {})",
-                        escape_inline(r, 120)
-                    )),
+                    skipped
+                        .repository
+                        .as_deref()
+                        .map_or(String::new(), |r| format!(
+                            " (to {})",
+                            escape_inline(r, 120)
+                        )),
                     escape_inline(&skipped.reason, 500)
                 );
             }
@@ -428,10 +431,8 @@ async fn plan(
         let packed = pack::pack(values, &options.limits, &BTreeSet::new());
         summary.omitted.extend(packed.omissions);
         for log in packed.logs {
-            let log_categories: BTreeSet<String> = runs_of(&log)
-                .iter()
-                .map(pack::run_category)
-                .collect();
+            let log_categories: BTreeSet<String> =
+                runs_of(&log).iter().map(pack::run_category).collect();
             let files: BTreeSet<String> = runs
                 .iter()
                 .filter(|r| log_categories.contains(&r.category))
@@ -520,7 +521,9 @@ async fn send(
         let body = match serde_json::to_vec(&planned.log) {
             Ok(body) => body,
             Err(error) => {
-                receipt.errors.push(format!("cannot serialise the SARIF: {error}"));
+                receipt
+                    .errors
+                    .push(format!("cannot serialise the SARIF: {error}"));
                 receipts.push(receipt);
                 continue;
             }

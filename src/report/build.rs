@@ -12,8 +12,9 @@ use crate::plan::{Plan, ScanTarget, TargetRef};
 use crate::scan::{Outcome, ScanResult, ScanRun};
 
 use super::{
-    Failure, IgnoreEntry, IgnoreSummary, IgnoredFinding, ImageReport, ImageStatus, PackageReport, PackageStatus, Report, RunInfo,
-    SCHEMA_VERSION, SeverityCounts, Totals, VersionImage, VersionReport, VersionStatus,
+    Failure, IgnoreEntry, IgnoreSummary, IgnoredFinding, ImageReport, ImageStatus, PackageReport,
+    PackageStatus, Report, RunInfo, SCHEMA_VERSION, SeverityCounts, Totals, VersionImage,
+    VersionReport, VersionStatus,
 };
 
 /// The cause given to a planned image that has no scan result at all.
@@ -38,11 +39,7 @@ impl Report {
             .targets
             .iter()
             .map(|target| {
-                image_report(
-                    target,
-                    results.get(target.digest.as_str()).copied(),
-                    ignore,
-                )
+                image_report(target, results.get(target.digest.as_str()).copied(), ignore)
             })
             .collect();
         images.sort_by(|a, b| a.digest.cmp(&b.digest));

@@ -177,8 +177,11 @@ fn page_data(report: &Report) -> PageData<'_> {
         .images
         .iter()
         .map(|image| {
-            let mut findings: Vec<PageFinding> =
-                image.findings.iter().map(|f| page_finding(f, None)).collect();
+            let mut findings: Vec<PageFinding> = image
+                .findings
+                .iter()
+                .map(|f| page_finding(f, None))
+                .collect();
             findings.extend(image.ignored.iter().map(|ignored| {
                 let reason = &ignored.ignored_by;
                 let why = match &reason.reason {
@@ -238,9 +241,7 @@ fn page_data(report: &Report) -> PageData<'_> {
                             worst: worst(&image.counts),
                             counts: image.counts,
                             fixable: image.fixable,
-                            cause: report
-                                .image(&image.digest)
-                                .and_then(|i| i.cause.as_deref()),
+                            cause: report.image(&image.digest).and_then(|i| i.cause.as_deref()),
                         });
                     }
                 }
@@ -350,7 +351,12 @@ mod tests {
         let mut plan = fixtures::plan();
         plan.targets[4].refs[0].tags = vec!["</script><script>alert(1)</script>".into()];
         let mut run = fixtures::run();
-        let mut evil = fixtures::finding("CVE-2024-6666", "<img src=x onerror=alert(1)>", "1", Severity::High);
+        let mut evil = fixtures::finding(
+            "CVE-2024-6666",
+            "<img src=x onerror=alert(1)>",
+            "1",
+            Severity::High,
+        );
         evil.primary_url = Some("javascript:alert(1)".into());
         evil.references = vec!["https://ok.example/advisory?a=1&b=2".into()];
         run.results[4] = fixtures::scanned(&fixtures::digest(0x05), vec![evil]);
@@ -359,18 +365,34 @@ mod tests {
         // Exactly one closing script tag per script element: the data cannot end its own.
         assert_eq!(html.matches("</script").count(), 2, "data and code");
         assert!(!html.contains("<img src=x"));
-        assert!(!html.contains("javascript:alert"), "only http(s) links survive");
+        assert!(
+            !html.contains("javascript:alert"),
+            "only http(s) links survive"
+        );
         assert!(html.contains("\\u003c/script\\u003e"));
 
         // Nothing is fetched: no external script, style, image, font or frame; and no data is
         // ever written as HTML.
         for forbidden in [
-            "<link", " src=", "@import", "url(", "<iframe", "fetch(", "XMLHttpRequest",
-            "innerHTML", "outerHTML", "insertAdjacentHTML", "document.write", "eval(",
+            "<link",
+            " src=",
+            "@import",
+            "url(",
+            "<iframe",
+            "fetch(",
+            "XMLHttpRequest",
+            "innerHTML",
+            "outerHTML",
+            "insertAdjacentHTML",
+            "document.write",
+            "eval(",
         ] {
             assert!(!TEMPLATE.contains(forbidden), "{forbidden}");
         }
-        assert!(TEMPLATE.contains("default-src 'none'"), "the page forbids itself any fetch");
+        assert!(
+            TEMPLATE.contains("default-src 'none'"),
+            "the page forbids itself any fetch"
+        );
 
         // The data reads back as JSON with the hostile text intact.
         let start = html.find("id=\"dragnet-data\">").unwrap() + "id=\"dragnet-data\">".len();

@@ -21,8 +21,8 @@ use crate::plan::{Platform, TargetRef};
 use crate::scan::ScanOptions;
 
 pub(crate) use build::finding_key;
-pub(crate) use markdown::{escape_inline, short_digest, single_line};
 pub use html::report_html;
+pub(crate) use markdown::{escape_inline, short_digest, single_line};
 pub use summary::summary_markdown;
 
 /// The version of the `results.json` layout; bumped on any incompatible change.

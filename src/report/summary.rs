@@ -363,9 +363,11 @@ fn ignore_section(report: &Report) -> String {
     if ignore.is_empty() {
         return String::new();
     }
-    let mut out = String::from("### Ignored
+    let mut out = String::from(
+        "### Ignored
 
-");
+",
+    );
     let line = |entry: &super::IgnoreEntry| {
         format!(
             "**{}** ({}){}{}",
@@ -375,19 +377,27 @@ fn ignore_section(report: &Report) -> String {
                 .reason
                 .reason
                 .as_deref()
-                .map_or(String::new(), |r| format!(": {}", escape_inline(r, CAUSE_CHARS))),
+                .map_or(String::new(), |r| format!(
+                    ": {}",
+                    escape_inline(r, CAUSE_CHARS)
+                )),
             entry
                 .reason
                 .expires
                 .as_deref()
-                .map_or(String::new(), |d| format!(" · until {}", escape_inline(d, 16))),
+                .map_or(String::new(), |d| format!(
+                    " · until {}",
+                    escape_inline(d, 16)
+                )),
         )
     };
     let matched: Vec<&super::IgnoreEntry> =
         ignore.entries.iter().filter(|e| e.matched > 0).collect();
     if matched.is_empty() {
-        out.push_str("No finding matched an ignore entry.
-");
+        out.push_str(
+            "No finding matched an ignore entry.
+",
+        );
     }
     for entry in matched.iter().take(MAX_FAILURES) {
         let _ = writeln!(
@@ -398,11 +408,7 @@ fn ignore_section(report: &Report) -> String {
         );
     }
     for entry in ignore.expired.iter().take(MAX_FAILURES) {
-        let _ = writeln!(
-            out,
-            "- ⚠️ expired, reported again: {}",
-            line(entry)
-        );
+        let _ = writeln!(out, "- ⚠️ expired, reported again: {}", line(entry));
     }
     out.push('\n');
     out

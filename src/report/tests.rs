@@ -353,7 +353,10 @@ fn ignored_findings_leave_the_counts_and_sarif_but_are_kept_with_their_reason() 
     let text = crate::sarif::sarif_json(&sarif.logs[0]);
     assert!(!text.contains("CVE-2024-0001"));
     let summary = summary_markdown(&report);
-    assert!(summary.contains("| Ignored (ignore files, allowlists) | 2 |"), "{summary}");
+    assert!(
+        summary.contains("| Ignored (ignore files, allowlists) | 2 |"),
+        "{summary}"
+    );
     assert!(
         summary.contains("**CVE-2024-0001** (") && summary.contains("2 findings"),
         "{summary}"

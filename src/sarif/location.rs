@@ -28,7 +28,10 @@ pub enum TemplateError {
         "invalid location template `{template}`: {reason}; write a path relative to the \
          repository root, such as docker/{{name}}/Dockerfile"
     )]
-    Path { template: String, reason: &'static str },
+    Path {
+        template: String,
+        reason: &'static str,
+    },
 }
 
 /// One piece of a parsed template.

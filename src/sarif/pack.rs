@@ -87,12 +87,12 @@ impl fmt::Display for Omission {
             .map(|s| format!("{} {s}", self.dropped.get(*s)))
             .collect();
         let why = match self.reason {
-            OmissionReason::ResultLimit => format!(
-                "GitHub keeps at most {MAX_RESULTS_PER_RUN} results per run"
-            ),
-            OmissionReason::SizeLimit => format!(
-                "the run would not fit in one upload ({MAX_GZIPPED_BYTES} bytes gzipped)"
-            ),
+            OmissionReason::ResultLimit => {
+                format!("GitHub keeps at most {MAX_RESULTS_PER_RUN} results per run")
+            }
+            OmissionReason::SizeLimit => {
+                format!("the run would not fit in one upload ({MAX_GZIPPED_BYTES} bytes gzipped)")
+            }
         };
         write!(
             f,
@@ -126,7 +126,8 @@ pub fn run_category(run: &Value) -> String {
         .pointer("/automationDetails/id")
         .and_then(Value::as_str)
         .unwrap_or("");
-    id.rfind('/').map_or(String::new(), |at| id[..at].to_string())
+    id.rfind('/')
+        .map_or(String::new(), |at| id[..at].to_string())
 }
 
 /// The run's tool (`tool.driver.name`), or empty.
@@ -161,6 +162,11 @@ fn gzipped_json_len(value: &Value) -> usize {
 /// uses are dropped, and the cut is recorded in the run's properties. `None` when nothing was
 /// cut.
 pub fn fit_run(run: &mut Value, limits: &Limits) -> Option<Omission> {
+    fit_measured(run, limits).0
+}
+
+/// [`fit_run`], also returning the run's gzipped size, measured on the way.
+fn fit_measured(run: &mut Value, limits: &Limits) -> (Option<Omission>, usize) {
     let total = result_count(run);
     let severities = result_severities(run);
     let mut keep = total.min(limits.max_results_per_run);
@@ -178,7 +184,9 @@ pub fn fit_run(run: &mut Value, limits: &Limits) -> Option<Omission> {
         candidate = cut(run, &severities, keep);
         size = gzipped_json_len(&candidate);
     }
-    let reason = reason?;
+    let Some(reason) = reason else {
+        return (None, size);
+    };
 
     let mut dropped = SeverityCounts::default();
     let kept_set = most_severe(&severities, keep);
@@ -197,7 +205,10 @@ pub fn fit_run(run: &mut Value, limits: &Limits) -> Option<Omission> {
 
     // A run cut before (by the builder, or an earlier pack) keeps its first count.
     if let Some(earlier) = run
-        .pointer(&format!("/properties/{}", OMITTED_PROPERTY.replace('/', "~1")))
+        .pointer(&format!(
+            "/properties/{}",
+            OMITTED_PROPERTY.replace('/', "~1")
+        ))
         .and_then(|v| serde_json::from_value::<Omission>(v.clone()).ok())
     {
         omission.results = earlier.results;
@@ -208,7 +219,7 @@ pub fn fit_run(run: &mut Value, limits: &Limits) -> Option<Omission> {
         properties.insert(OMITTED_PROPERTY.to_string(), json!(omission));
     }
     tracing::warn!("left results out of the SARIF: {omission}");
-    Some(omission)
+    (Some(omission), size)
 }
 
 /// The indices of the `keep` most severe results (ties: the earlier).
@@ -305,9 +316,7 @@ fn result_severities(run: &Value) -> Vec<Severity> {
         .map(|result| {
             rule_position(result, &rules)
                 .and_then(|i| rule_severity[i])
-                .unwrap_or_else(|| {
-                    level_severity(result.get("level").and_then(Value::as_str))
-                })
+                .unwrap_or_else(|| level_severity(result.get("level").and_then(Value::as_str)))
         })
         .collect()
 }
@@ -320,11 +329,7 @@ fn rule_severity(rule: &Value) -> Option<Severity> {
         .into_iter()
         .flatten()
         .filter_map(Value::as_str)
-        .find_map(|tag| {
-            Severity::ALL
-                .into_iter()
-                .find(|s| s.as_str() == tag)
-        });
+        .find_map(|tag| Severity::ALL.into_iter().find(|s| s.as_str() == tag));
     if tagged.is_some() {
         return tagged;
     }
@@ -367,48 +372,54 @@ pub fn pack(runs: Vec<Value>, limits: &Limits, covered: &BTreeSet<String>) -> Pa
     let mut omissions = Vec::new();
     let mut sized = Vec::with_capacity(runs.len());
     for mut run in runs {
-        if let Some(omission) = fit_run(&mut run, limits) {
-            omissions.push(omission);
-        }
-        let size = gzipped_json_len(&run);
+        let (omission, size) = fit_measured(&mut run, limits);
+        omissions.extend(omission);
         sized.push((run, size));
     }
 
     let per_file = limits.max_runs_per_file.max(1);
-    let mut groups: Vec<Vec<Value>> = Vec::new();
-    let mut bytes = 0usize;
+    let mut groups: Vec<(Vec<Value>, usize)> = Vec::new();
     let mut keys: BTreeSet<(String, String)> = BTreeSet::new();
     for (run, size) in sized {
         let key = (run_tool(&run), run_category(&run));
         let start_new = match groups.last() {
             None => true,
-            Some(group) => {
+            Some((group, bytes)) => {
                 group.len() >= per_file
                     || bytes + size > limits.max_gzipped_bytes
                     || keys.contains(&key)
             }
         };
         if start_new {
-            groups.push(Vec::new());
-            bytes = 0;
+            groups.push((Vec::new(), 0));
             keys.clear();
         }
-        bytes += size;
         keys.insert(key);
-        if let Some(group) = groups.last_mut() {
+        if let Some((group, bytes)) = groups.last_mut() {
             group.push(run);
+            *bytes += size;
         }
     }
 
-    // Separate streams compress a little worse than one; check each whole file all the same.
+    // One stream compresses about as well as the runs apart; near the limit, measure the
+    // whole file all the same.
     let mut logs = Vec::new();
-    for group in groups {
-        split_until_fits(group, limits, covered, &mut logs);
+    for (group, bytes) in groups {
+        if bytes < limits.max_gzipped_bytes / 10 * 8 {
+            logs.push(log_of(group, covered));
+        } else {
+            split_until_fits(group, limits, covered, &mut logs);
+        }
     }
     Packed { logs, omissions }
 }
 
-fn split_until_fits(runs: Vec<Value>, limits: &Limits, covered: &BTreeSet<String>, out: &mut Vec<Value>) {
+fn split_until_fits(
+    runs: Vec<Value>,
+    limits: &Limits,
+    covered: &BTreeSet<String>,
+    out: &mut Vec<Value>,
+) {
     let log = log_of(runs, covered);
     let fits = gzipped_json_len(&log) <= limits.max_gzipped_bytes;
     let mut runs = match log {
@@ -441,10 +452,7 @@ pub fn log_of(runs: Vec<Value>, covered: &BTreeSet<String>) -> Value {
     if !covered.is_empty()
         && let Some(object) = log.as_object_mut()
     {
-        object.insert(
-            "properties".into(),
-            json!({ CATEGORIES_PROPERTY: covered }),
-        );
+        object.insert("properties".into(), json!({ CATEGORIES_PROPERTY: covered }));
     }
     log
 }
@@ -551,7 +559,9 @@ mod tests {
     #[test]
     fn packs_by_run_count_size_and_category() {
         let small = |c: &str| run(c, &[Severity::High], 1, 0);
-        let mut runs: Vec<Value> = (0..45).map(|i| small(&format!("dragnet/p{i:02}"))).collect();
+        let mut runs: Vec<Value> = (0..45)
+            .map(|i| small(&format!("dragnet/p{i:02}")))
+            .collect();
         // A category repeated: it must go to another file.
         runs.insert(3, small("dragnet/p00"));
         let packed = pack(runs, &Limits::default(), &BTreeSet::new());
@@ -586,7 +596,10 @@ mod tests {
         assert_eq!(packed.logs.len(), 3);
         for log in &packed.logs {
             assert!(gzipped_json_len(log) <= limits.max_gzipped_bytes);
-            assert_eq!(log["properties"][CATEGORIES_PROPERTY], json!(["dragnet/b0"]));
+            assert_eq!(
+                log["properties"][CATEGORIES_PROPERTY],
+                json!(["dragnet/b0"])
+            );
         }
     }
 }

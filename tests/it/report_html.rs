@@ -43,7 +43,10 @@ async fn look_at(page: &Path, screenshot: &Path) -> Value {
         .await
         .expect("running node");
     let stderr = String::from_utf8_lossy(&output.stderr);
-    assert!(output.status.success(), "the browser script failed:\n{stderr}");
+    assert!(
+        output.status.success(),
+        "the browser script failed:\n{stderr}"
+    );
     serde_json::from_slice(&output.stdout).unwrap_or_else(|e| panic!("{e}: {stderr}"))
 }
 
@@ -99,8 +102,7 @@ async fn the_html_report_works_in_a_real_browser() {
         "the DB date: {meta}"
     );
     assert_eq!(
-        seen["cards"]["Critical"],
-        report.totals.findings.critical,
+        seen["cards"]["Critical"], report.totals.findings.critical,
         "{:#}",
         seen["cards"]
     );
@@ -137,7 +139,9 @@ async fn the_html_report_works_in_a_real_browser() {
     let failures = strings(&seen["failures"]);
     assert_eq!(failures.len(), report.failures.len());
     assert!(
-        failures.iter().any(|f| f.contains(report.failures[0].cause())),
+        failures
+            .iter()
+            .any(|f| f.contains(report.failures[0].cause())),
         "{failures:#?}"
     );
 
@@ -205,7 +209,10 @@ async fn the_html_report_works_in_a_real_browser() {
     assert!(ranks.windows(2).all(|w| w[0] >= w[1]), "{ranks:?}");
     let regresshion = rows.iter().find(|r| r["id"] == CVE).unwrap();
     assert!(
-        regresshion["link"].as_str().unwrap().starts_with("https://"),
+        regresshion["link"]
+            .as_str()
+            .unwrap()
+            .starts_with("https://"),
         "{regresshion}"
     );
 
@@ -217,7 +224,10 @@ async fn the_html_report_works_in_a_real_browser() {
     let mut descending = strings(&seen["byPackageDescending"]);
     descending.reverse();
     assert_eq!(
-        descending.iter().map(|p| p.to_lowercase()).collect::<Vec<_>>(),
+        descending
+            .iter()
+            .map(|p| p.to_lowercase())
+            .collect::<Vec<_>>(),
         sorted.iter().map(|p| p.to_lowercase()).collect::<Vec<_>>()
     );
 

@@ -13,16 +13,33 @@ use serde_json::{Value, json};
 use crate::support::*;
 
 /// `dragnet scan` over `pattern` (instead of the suite's), as [`World::scan`] runs it.
-fn scan_matching(world: &World, output: &str, pattern: &str, extra: &[&str]) -> tokio::process::Command {
+fn scan_matching(
+    world: &World,
+    output: &str,
+    pattern: &str,
+    extra: &[&str],
+) -> tokio::process::Command {
     let owner = world.sandbox.owner().to_string();
     let registry = world.sandbox.registry_host();
     let db = world.sandbox.db_repository();
     let out = world.path(output).display().to_string();
     let trivy = world.recording_trivy().display().to_string();
     let mut args = vec![
-        "scan", "--owner", &owner, "--pattern", pattern, "--registry", &registry,
-        "--db-repository", &db, "--output-dir", &out, "--trivy", &trivy,
-        "--poll-interval", "10ms",
+        "scan",
+        "--owner",
+        &owner,
+        "--pattern",
+        pattern,
+        "--registry",
+        &registry,
+        "--db-repository",
+        &db,
+        "--output-dir",
+        &out,
+        "--trivy",
+        &trivy,
+        "--poll-interval",
+        "10ms",
     ];
     args.extend_from_slice(extra);
     let mut command = world.dragnet(&args);
@@ -114,7 +131,14 @@ fn write_sarif(path: &Path, log: &Value) -> PathBuf {
 fn validate_uploads(world: &World, first: usize) {
     let dir = world.path("received");
     std::fs::create_dir_all(&dir).unwrap();
-    for (index, upload) in world.sandbox.emulator.uploads().iter().enumerate().skip(first) {
+    for (index, upload) in world
+        .sandbox
+        .emulator
+        .uploads()
+        .iter()
+        .enumerate()
+        .skip(first)
+    {
         let path = dir.join(format!("upload-{index}.sarif"));
         std::fs::write(&path, serde_json::to_string_pretty(&upload.sarif).unwrap()).unwrap();
         assert_valid_sarif(&path);
@@ -135,7 +159,9 @@ fn uploaded_runs(world: &World, first: usize) -> BTreeMap<String, Value> {
 }
 
 /// Each category's results as (rule, fingerprint, location).
-fn fingerprints(runs: &BTreeMap<String, Value>) -> BTreeMap<String, BTreeSet<(String, String, String)>> {
+fn fingerprints(
+    runs: &BTreeMap<String, Value>,
+) -> BTreeMap<String, BTreeSet<(String, String, String)>> {
     runs.iter()
         .map(|(category, run)| {
             let results = run["results"]
@@ -145,7 +171,10 @@ fn fingerprints(runs: &BTreeMap<String, Value>) -> BTreeMap<String, BTreeSet<(St
                 .map(|r| {
                     (
                         r["ruleId"].as_str().unwrap().to_string(),
-                        r["partialFingerprints"]["dragnet/v1"].as_str().unwrap().to_string(),
+                        r["partialFingerprints"]["dragnet/v1"]
+                            .as_str()
+                            .unwrap()
+                            .to_string(),
                         r["locations"][0]["physicalLocation"]["artifactLocation"]["uri"]
                             .as_str()
                             .unwrap()
@@ -180,7 +209,10 @@ async fn closes_the_alerts_of_a_package_no_longer_scanned_and_leaves_other_tools
     let output = run(&mut scan_matching(&world, "first", PATTERN, &["--upload"])).await;
     assert_eq!(output.status.code(), Some(3), "the broken image fails");
     let first = uploaded_runs(&world, seeded);
-    assert!(first[bwa]["results"].as_array().unwrap().len() > 1, "bwa has alerts");
+    assert!(
+        first[bwa]["results"].as_array().unwrap().len() > 1,
+        "bwa has alerts"
+    );
     let after_first = world.sandbox.emulator.uploads().len();
 
     // A run with no changes gives the same results, fingerprints and locations.
@@ -193,9 +225,19 @@ async fn closes_the_alerts_of_a_package_no_longer_scanned_and_leaves_other_tools
     // bwa (and broken) fall out of the pattern, as a deleted package would. A dry run says
     // what would be closed, and sends nothing.
     let without_bwa = "products/bfx/[!b]*";
-    let output = run(&mut scan_matching(&world, "dry", without_bwa, &["--dry-run"])).await;
+    let output = run(&mut scan_matching(
+        &world,
+        "dry",
+        without_bwa,
+        &["--dry-run"],
+    ))
+    .await;
     assert_eq!(output.status.code(), Some(0));
-    assert_eq!(world.sandbox.emulator.uploads().len(), after_second, "a dry run sends nothing");
+    assert_eq!(
+        world.sandbox.emulator.uploads().len(),
+        after_second,
+        "a dry run sends nothing"
+    );
     let planned = read_json(&world.path("dry/uploads.json"));
     assert_eq!(planned["dry_run"], true);
     let closing: Vec<&str> = planned["closed"]
@@ -211,7 +253,13 @@ async fn closes_the_alerts_of_a_package_no_longer_scanned_and_leaves_other_tools
     assert!(summary.contains("dry run: nothing sent"), "{summary}");
 
     // The real run uploads an empty dragnet run for bwa's category: its alerts close.
-    let output = run(&mut scan_matching(&world, "third", without_bwa, &["--upload"])).await;
+    let output = run(&mut scan_matching(
+        &world,
+        "third",
+        without_bwa,
+        &["--upload"],
+    ))
+    .await;
     assert_eq!(output.status.code(), Some(0));
     let third = uploaded_runs(&world, after_second);
     let closed = &third[bwa];
@@ -221,16 +269,28 @@ async fn closes_the_alerts_of_a_package_no_longer_scanned_and_leaves_other_tools
     assert!(!third.keys().any(|c| c.starts_with("trivy/")));
     let analyses = world.sandbox.emulator.analyses();
     let newest_bwa = analyses.iter().rev().find(|a| a.category == bwa).unwrap();
-    assert_eq!((newest_bwa.tool_name.as_str(), newest_bwa.results_count), ("dragnet", 0));
+    assert_eq!(
+        (newest_bwa.tool_name.as_str(), newest_bwa.results_count),
+        ("dragnet", 0)
+    );
     let trivys: Vec<_> = analyses.iter().filter(|a| a.tool_name == "Trivy").collect();
     assert_eq!(trivys.len(), 1, "the other tool's analysis is untouched");
     assert_eq!(trivys[0].results_count, 2);
     let summary = std::fs::read_to_string(world.path("third/summary.md")).unwrap();
-    assert!(summary.contains("Closed, as no package produces them any more"), "{summary}");
+    assert!(
+        summary.contains("Closed, as no package produces them any more"),
+        "{summary}"
+    );
 
     // Once closed, a later run does not send the empty run again.
     let after_third = world.sandbox.emulator.uploads().len();
-    let output = run(&mut scan_matching(&world, "fourth", without_bwa, &["--upload"])).await;
+    let output = run(&mut scan_matching(
+        &world,
+        "fourth",
+        without_bwa,
+        &["--upload"],
+    ))
+    .await;
     assert_eq!(output.status.code(), Some(0));
     assert!(!uploaded_runs(&world, after_third).contains_key(bwa));
 
@@ -257,8 +317,13 @@ async fn route_linked_sends_each_package_to_its_own_repository_and_names_what_ca
     );
     let sarif_dir = world.path("out/sarif");
     let mut command = world.dragnet(&[
-        "upload", "--route", "linked", "--poll-interval", "10ms",
-        sarif_dir.to_str().unwrap(), lonely.to_str().unwrap(),
+        "upload",
+        "--route",
+        "linked",
+        "--poll-interval",
+        "10ms",
+        sarif_dir.to_str().unwrap(),
+        lonely.to_str().unwrap(),
     ]);
     let output = run(&mut command).await;
     assert_eq!(output.status.code(), Some(3), "some repositories refuse");
@@ -304,7 +369,10 @@ async fn route_linked_sends_each_package_to_its_own_repository_and_names_what_ca
     assert!(reason("dragnet/products/bfx/bwa").contains("cannot use code scanning in bfx-org/bwa"));
     assert!(reason("dragnet/products/bfx/lonely").contains("not linked to a repository"));
     let stderr = String::from_utf8_lossy(&output.stderr);
-    assert!(stderr.contains("not uploaded: dragnet/products/bfx/lonely"), "{stderr}");
+    assert!(
+        stderr.contains("not uploaded: dragnet/products/bfx/lonely"),
+        "{stderr}"
+    );
     validate_uploads(&world, 0);
 }
 
@@ -314,8 +382,14 @@ async fn reports_githubs_processing_errors_and_keeps_going() {
     world.sandbox.emulator.add_repository("bfx-org/a");
     world.sandbox.emulator.add_repository("bfx-org/b");
     let dir = world.path("sarif");
-    write_sarif(&dir.join("a.sarif"), &sarif(&[("dragnet", "dragnet/a", Some("bfx-org/a"), 1)]));
-    write_sarif(&dir.join("b.sarif"), &sarif(&[("dragnet", "dragnet/b", Some("bfx-org/b"), 1)]));
+    write_sarif(
+        &dir.join("a.sarif"),
+        &sarif(&[("dragnet", "dragnet/a", Some("bfx-org/a"), 1)]),
+    );
+    write_sarif(
+        &dir.join("b.sarif"),
+        &sarif(&[("dragnet", "dragnet/b", Some("bfx-org/b"), 1)]),
+    );
     // GitHub accepts bfx-org/a's upload, then fails to process it.
     let failed = Fault {
         status: 200,
@@ -332,7 +406,11 @@ async fn reports_githubs_processing_errors_and_keeps_going() {
         .emulator
         .fail_next("/repos/bfx-org/a/code-scanning/sarifs/", 1, failed);
 
-    let output = run(&mut upload(&world, &["--route", "linked", dir.to_str().unwrap()])).await;
+    let output = run(&mut upload(
+        &world,
+        &["--route", "linked", dir.to_str().unwrap()],
+    ))
+    .await;
     assert_eq!(output.status.code(), Some(3), "one upload failed");
     let summary: Value = serde_json::from_slice(&output.stdout).unwrap();
     let uploads = summary["uploads"].as_array().unwrap();
@@ -380,7 +458,10 @@ async fn splits_runs_into_files_github_accepts() {
         assert_eq!(upload.processing_status, "complete", "{:?}", upload.errors);
         assert!(upload.gzipped_bytes < 10_000_000);
         for run in upload.sarif["runs"].as_array().unwrap() {
-            assert!(all.insert(run["automationDetails"]["id"].to_string()), "a category twice");
+            assert!(
+                all.insert(run["automationDetails"]["id"].to_string()),
+                "a category twice"
+            );
         }
     }
     assert_eq!(all.len(), 45);
@@ -456,7 +537,11 @@ async fn thirty_thousand_findings_upload_without_loss_beyond_the_cap() {
     let omission = &files.omissions[0];
     assert_eq!((omission.results, omission.kept), (30_000, 25_000));
     assert_eq!(omission.dropped.low, 5_000);
-    assert_eq!(omission.dropped.total(), 5_000, "nothing above LOW is dropped");
+    assert_eq!(
+        omission.dropped.total(),
+        5_000,
+        "nothing above LOW is dropped"
+    );
     let markdown = dragnet::sarif::omissions_markdown(&files.omissions);
     assert!(
         markdown.contains("kept the 25000 most severe of 30000 results, left out 5000 (5000 LOW)"),
@@ -471,12 +556,19 @@ async fn thirty_thousand_findings_upload_without_loss_beyond_the_cap() {
     let output = run(&mut upload(&world, &[dir.to_str().unwrap()])).await;
     assert_eq!(output.status.code(), Some(0));
     let summary: Value = serde_json::from_slice(&output.stdout).unwrap();
-    assert_eq!(summary["omitted"][0]["kept"], 25_000, "the upload says so too");
+    assert_eq!(
+        summary["omitted"][0]["kept"], 25_000,
+        "the upload says so too"
+    );
     let stderr = String::from_utf8_lossy(&output.stderr);
     assert!(stderr.contains("left out 5000 (5000 LOW)"), "{stderr}");
     let uploads = world.sandbox.emulator.uploads();
     assert_eq!(uploads.len(), 1);
-    assert_eq!(uploads[0].processing_status, "complete", "{:?}", uploads[0].errors);
+    assert_eq!(
+        uploads[0].processing_status, "complete",
+        "{:?}",
+        uploads[0].errors
+    );
     let run = &uploads[0].sarif["runs"][0];
     let rules = run["tool"]["driver"]["rules"].as_array().unwrap();
     let mut kept: BTreeMap<String, usize> = BTreeMap::new();
@@ -484,7 +576,9 @@ async fn thirty_thousand_findings_upload_without_loss_beyond_the_cap() {
         let rule = &rules[result["ruleIndex"].as_u64().unwrap() as usize];
         assert_eq!(rule["id"], result["ruleId"]);
         let tags = rule["properties"]["tags"].as_array().unwrap();
-        *kept.entry(tags[2].as_str().unwrap().to_string()).or_default() += 1;
+        *kept
+            .entry(tags[2].as_str().unwrap().to_string())
+            .or_default() += 1;
     }
     assert_eq!(
         kept,
@@ -495,7 +589,10 @@ async fn thirty_thousand_findings_upload_without_loss_beyond_the_cap() {
             ("LOW".to_string(), 5_000),
         ])
     );
-    assert_eq!(run["properties"]["dragnet/omitted"]["dropped"]["low"], 5_000);
+    assert_eq!(
+        run["properties"]["dragnet/omitted"]["dropped"]["low"],
+        5_000
+    );
     let analyses = world.sandbox.emulator.analyses();
     assert_eq!(analyses[0].results_count, 25_000);
 }

@@ -12,7 +12,7 @@ pub mod content;
 pub mod scale;
 
 use std::collections::BTreeMap;
-use std::path::Path;
+use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
 use anyhow::Context as _;
@@ -194,6 +194,8 @@ pub struct SyntheticOrg {
     pub db_registry: RegistryServer,
     /// The DB's compressed size (its artifact layer).
     pub db_layer_bytes: u64,
+    /// The DB's `trivy.db` and `metadata.json`, for [`SyntheticOrg::push_newer_db`].
+    db_files: (PathBuf, PathBuf),
     /// Every version pushed, in push order.
     pub versions: Vec<PushedVersion>,
     /// The unique bytes of the versions pushed.
@@ -245,6 +247,7 @@ impl SyntheticOrg {
         .await
         .context("the DB build panicked")??;
         let db_layer_bytes = db.layer_tar_gz.len() as u64;
+        let db_files = (db.db_path.clone(), db.metadata_path.clone());
         let artifact = oci::trivy_db_artifact(db.layer_tar_gz)?;
         RegistryClient::new(&db_registry.url(), PushAuth::Anonymous)?
             .push_image(DB_REPOSITORY, &artifact, &[DB_TAG.to_owned()])
@@ -269,6 +272,7 @@ impl SyntheticOrg {
             registry,
             db_registry,
             db_layer_bytes,
+            db_files,
             versions: Vec::new(),
             bytes: PushedBytes::default(),
             spec: spec.clone(),
@@ -311,6 +315,32 @@ impl SyntheticOrg {
             .push_version(index, version, vec![tag.to_owned()], None)
             .await?;
         Ok(pushed)
+    }
+
+    /// Pushes the DB again as a newer build, its `UpdatedAt` one day later, as Trivy's publisher
+    /// does every few hours; returns the new `UpdatedAt`. Same advisories, so same findings.
+    pub async fn push_newer_db(&self) -> anyhow::Result<String> {
+        let (db_path, metadata_path) = self.db_files.clone();
+        let (layer, updated_at) = tokio::task::spawn_blocking(move || {
+            let metadata = std::fs::read(&metadata_path)
+                .with_context(|| format!("reading {}", metadata_path.display()))?;
+            let mut metadata: serde_json::Value = serde_json::from_slice(&metadata)?;
+            let updated_at = "2026-01-06T00:00:00Z";
+            metadata["UpdatedAt"] = updated_at.into();
+            metadata["DownloadedAt"] = updated_at.into();
+            let db = std::fs::read(&db_path)
+                .with_context(|| format!("reading {}", db_path.display()))?;
+            let layer = db_layer(&db, &serde_json::to_vec(&metadata)?)?;
+            anyhow::Ok((layer, updated_at.to_owned()))
+        })
+        .await
+        .context("building the newer DB panicked")??;
+        let artifact = oci::trivy_db_artifact(layer)?;
+        RegistryClient::new(&self.db_registry.url(), PushAuth::Anonymous)?
+            .push_image(DB_REPOSITORY, &artifact, &[DB_TAG.to_owned()])
+            .await
+            .context("pushing the newer Trivy DB")?;
+        Ok(updated_at)
     }
 
     async fn push_package(&mut self, index: usize) -> anyhow::Result<()> {
@@ -468,6 +498,24 @@ struct PackageLayers {
 /// Where the Trivy DB lives in the DB registry, and its tag (the DB schema version).
 const DB_REPOSITORY: &str = "aquasecurity/trivy-db";
 const DB_TAG: &str = "2";
+
+/// The DB artifact's layer: a gzipped tar of `trivy.db` and `metadata.json`.
+fn db_layer(db: &[u8], metadata: &[u8]) -> anyhow::Result<Vec<u8>> {
+    use std::io::Write as _;
+    let gzip = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::new(6));
+    let mut tar = tar::Builder::new(gzip);
+    for (name, contents) in [("trivy.db", db), ("metadata.json", metadata)] {
+        let mut header = tar::Header::new_ustar();
+        header.set_size(contents.len() as u64);
+        header.set_mode(0o644);
+        header.set_mtime(0);
+        header.set_entry_type(tar::EntryType::Regular);
+        tar.append_data(&mut header, name, contents)?;
+    }
+    let mut gzip = tar.into_inner()?;
+    gzip.flush()?;
+    Ok(gzip.finish()?)
+}
 
 /// Runs a CPU-heavy layer build off the async threads.
 async fn build_blocking(

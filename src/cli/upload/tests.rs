@@ -40,8 +40,7 @@ async fn setup() -> Setup {
     emulator.set_pending_polls(0);
     let pauses = Arc::new(RecordedPause::default());
     let http = HttpClient::new(4).unwrap().with_pause(pauses.clone());
-    let github =
-        GitHubClient::new(&emulator.url(), Some(Secret::new("token")), http).unwrap();
+    let github = GitHubClient::new(&emulator.url(), Some(Secret::new("token")), http).unwrap();
     Setup {
         emulator,
         github,
@@ -107,11 +106,23 @@ async fn spreads_uploads_beyond_the_burst_under_githubs_hourly_limit_and_honours
         ..Limits::default()
     };
 
-    let summary = done(upload(&setup.github, Some(&target()), &[file], &options(one_per_file)).await);
+    let summary = done(
+        upload(
+            &setup.github,
+            Some(&target()),
+            &[file],
+            &options(one_per_file),
+        )
+        .await,
+    );
 
     assert!(summary.succeeded(), "{:#?}", summary.uploads);
     assert_eq!(summary.uploads.len(), 25);
-    assert_eq!(setup.emulator.uploads().len(), 25, "nothing lost to the 429");
+    assert_eq!(
+        setup.emulator.uploads().len(),
+        25,
+        "nothing lost to the 429"
+    );
     let pauses = setup.pauses.0.lock().unwrap().clone();
     let throttled: Vec<&Duration> = pauses.iter().filter(|d| d.as_secs() == 7).collect();
     assert_eq!(throttled.len(), 1, "{pauses:?}");
@@ -209,5 +220,9 @@ async fn a_400_is_explained_not_lost() {
         error.contains("400") && error.contains("could not read the `sarif` field"),
         "{error}"
     );
-    assert!(summary.markdown().contains("❌ not sent"), "{}", summary.markdown());
+    assert!(
+        summary.markdown().contains("❌ not sent"),
+        "{}",
+        summary.markdown()
+    );
 }

@@ -108,6 +108,10 @@ pub struct Phase {
     pub extrapolated_from: Option<f64>,
     /// The unique layer, config and manifest bytes of the organization when the phase ran.
     pub unique_bytes: u64,
+    /// Findings the phase's scans reported, where it counts them (h).
+    pub findings: u64,
+    /// A remark shown under the table.
+    pub note: Option<String>,
 }
 
 /// Everything one benchmark run found.
@@ -256,6 +260,32 @@ async fn main() -> anyhow::Result<()> {
         phases.push(report_phase(phase));
     }
 
+    // (g) and (h): a newer DB; rescanning every image, or the SBOMs stored from the last scan.
+    if runs('g') {
+        let updated_at = org.push_newer_db().await?;
+        eprintln!("pushed a newer DB (UpdatedAt {updated_at})");
+        // As when the DB's NextUpdate has passed: Trivy then downloads the newer one.
+        let _ = std::fs::remove_file(cache.join("trivy/db/metadata.json"));
+        let name = "(g) dragnet after a DB update: every image rescanned";
+        let phase = measure_phase(&org, "g", name, || dragnet_scan("g")).await?;
+        phases.push(report_phase(phase));
+    }
+    if runs('g') && runs('h') {
+        let trivy_cache = cache.join("trivy");
+        let (images, findings) = scanned_images(&work.join("dragnet-out-g"))?;
+        eprintln!("writing the SBOMs of {} images (not timed) ...", images.len());
+        let sboms = tokio::task::block_in_place(|| write_sboms(&env, &trivy_cache, &images))?;
+        let name = format!("(h) the same rescan from stored SBOMs (`trivy sbom`), {cores} at a time");
+        let mut phase = measure_phase(&org, "h", &name, || {
+            sbom_scans(&env, &trivy_cache, &sboms, cores)
+        })
+        .await?;
+        phase.note = Some(format!(
+            "{} CRITICAL/HIGH findings from the SBOMs, {findings} from the image rescan (g)",
+            phase.findings
+        ));
+        phases.push(report_phase(phase));
+    }
     drop(org);
 
     // (f): memory over 10,000 versions.
@@ -327,6 +357,8 @@ struct Ran {
     failures: u64,
     first_failure: Option<String>,
     dragnet: Option<OwnUsage>,
+    /// Findings counted in the scans' output, where the phase reads it.
+    found: u64,
 }
 
 /// Runs `work` on a blocking thread, measuring wall, CPU and what the services saw.
@@ -368,6 +400,8 @@ async fn measure_phase(
         first_failure: ran.first_failure,
         extrapolated_from: None,
         unique_bytes: org.bytes.total(),
+        findings: ran.found,
+        note: None,
     })
 }
 
@@ -575,6 +609,121 @@ fn dragnet_scan(env: &Env, id: &str, trivy: &Path, cache: &Path) -> anyhow::Resu
             .or(ran.first_failure);
     }
     Ok(ran)
+}
+
+/// The images a dragnet run scanned (the references Trivy was given), and its findings.
+fn scanned_images(out: &Path) -> anyhow::Result<(Vec<String>, u64)> {
+    let path = out.join("results.json");
+    let text = std::fs::read_to_string(&path)
+        .with_context(|| format!("reading {}", path.display()))?;
+    let report: serde_json::Value = serde_json::from_str(&text)?;
+    let images = report["images"].as_array().cloned().unwrap_or_default();
+    let findings = images
+        .iter()
+        .map(|i| i["findings"].as_array().map_or(0, Vec::len) as u64)
+        .sum();
+    let refs = images
+        .iter()
+        .filter_map(|i| i["image"].as_str().map(str::to_owned))
+        .collect();
+    Ok((refs, findings))
+}
+
+/// Trivy's flags shared by the SBOM steps: the cached DB, no network but the registry.
+const SBOM_FLAGS: [&str; 9] = [
+    "--quiet",
+    "--no-progress",
+    "--skip-db-update",
+    "--skip-java-db-update",
+    "--config=",
+    "--ignorefile=",
+    "--skip-version-check",
+    "--disable-telemetry",
+    "--timeout=10m",
+];
+
+/// Writes each image's CycloneDX SBOM, one after another over dragnet's Trivy cache (whose
+/// layers are all there): what a run would have stored beside each result.
+fn write_sboms(env: &Env, trivy_cache: &Path, images: &[String]) -> anyhow::Result<Vec<PathBuf>> {
+    let dir = env.work.join("sboms");
+    std::fs::create_dir_all(&dir)?;
+    let mut paths = Vec::new();
+    for (n, image) in images.iter().enumerate() {
+        let mut command = Command::new(&env.trivy);
+        command
+            .args(["image", "--format=cyclonedx", "--scanners=vuln", "--image-src=remote"])
+            .args(SBOM_FLAGS)
+            .arg(format!("--cache-dir={}", trivy_cache.display()))
+            .arg("--")
+            .arg(image);
+        clean_env(&mut command);
+        command
+            .env("TRIVY_USERNAME", REGISTRY_USER)
+            .env("TRIVY_PASSWORD", &env.token);
+        let output = command.output().context("running trivy for an SBOM")?;
+        if !output.status.success() {
+            bail!("the SBOM of {image} failed: {}", last_line(&output.stderr));
+        }
+        let path = dir.join(format!("{n:04}.cdx.json"));
+        std::fs::write(&path, &output.stdout)?;
+        paths.push(path);
+    }
+    Ok(paths)
+}
+
+/// `trivy sbom` over every stored SBOM, `jobs` at a time, each with an in-memory cache (an SBOM
+/// has no layers to cache, and the on-disk cache would lock the others out).
+fn sbom_scans(env: &Env, trivy_cache: &Path, sboms: &[PathBuf], jobs: usize) -> anyhow::Result<Ran> {
+    let next = AtomicUsize::new(0);
+    let ran = Mutex::new(Ran::default());
+    std::thread::scope(|scope| {
+        for _ in 0..jobs.max(1) {
+            let (next, ran) = (&next, &ran);
+            scope.spawn(move || {
+                while let Some(sbom) = sboms.get(next.fetch_add(1, Ordering::Relaxed)) {
+                    let mut command = Command::new(&env.trivy);
+                    command
+                        .args(["sbom", "--format=json", "--scanners=vuln"])
+                        .args(["--severity=CRITICAL,HIGH", "--cache-backend=memory"])
+                        .args(SBOM_FLAGS)
+                        .arg(format!("--cache-dir={}", trivy_cache.display()))
+                        .arg(sbom);
+                    clean_env(&mut command);
+                    let output = command.output();
+                    let mut ran = ran.lock().unwrap_or_else(|p| p.into_inner());
+                    ran.scans += 1;
+                    match output {
+                        Ok(output) if output.status.success() => {
+                            ran.found += count_findings(&output.stdout);
+                        }
+                        Ok(output) => {
+                            ran.failures += 1;
+                            let failure = format!("{}: {}", sbom.display(), last_line(&output.stderr));
+                            ran.first_failure.get_or_insert(failure);
+                        }
+                        Err(error) => {
+                            ran.failures += 1;
+                            ran.first_failure.get_or_insert(error.to_string());
+                        }
+                    }
+                }
+            });
+        }
+    });
+    Ok(ran.into_inner().unwrap_or_else(|p| p.into_inner()))
+}
+
+/// The vulnerabilities in a Trivy JSON report.
+fn count_findings(json: &[u8]) -> u64 {
+    let report: serde_json::Value = serde_json::from_slice(json).unwrap_or_default();
+    report["Results"]
+        .as_array()
+        .map_or(0, |results| {
+            results
+                .iter()
+                .map(|r| r["Vulnerabilities"].as_array().map_or(0, Vec::len))
+                .sum::<usize>()
+        }) as u64
 }
 
 /// `dragnet discover` or `dragnet plan` over the wide organization.

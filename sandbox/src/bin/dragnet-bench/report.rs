@@ -193,16 +193,34 @@ fn targets(results: &Results) -> Vec<Target> {
             });
         }
     }
+    if let (Some(g), Some(h)) = (phase("g"), phase("h")) {
+        // The image rescan's own cost: the update run less what a run costs with nothing to
+        // scan (d).
+        let rescan = g.wall_seconds - d.map_or(0.0, |d| d.wall_seconds);
+        list.push(Target {
+            what: "after a DB update: rescanning stored SBOMs (h) vs rescanning the images (g − d)",
+            measured: format!(
+                "{:.1}s and {:.1}s CPU from SBOMs; {:.1}s and {:.1}s CPU for the images ({} layer \
+                 fetches)",
+                h.wall_seconds,
+                h.cpu_seconds,
+                rescan,
+                g.cpu_seconds - d.map_or(0.0, |d| d.cpu_seconds),
+                g.registry.layer_fetches
+            ),
+            met: None,
+        });
+    }
     let scan_peak = results
         .phases
         .iter()
-        .filter(|p| ["c", "d", "e"].contains(&p.id.as_str()))
+        .filter(|p| ["c", "d", "e", "g"].contains(&p.id.as_str()))
         .filter_map(|p| p.dragnet.as_ref())
         .map(|u| u.peak_rss_kib)
         .max();
     if let Some(peak) = scan_peak {
         list.push(Target {
-            what: "peak memory of `dragnet scan` (c–e), for reference",
+            what: "peak memory of `dragnet scan` (c–e, g), for reference",
             measured: format!("{:.1} MiB", peak as f64 / 1024.0),
             met: None,
         });
@@ -276,6 +294,17 @@ pub fn markdown(results: &Results) -> String {
             p.scans,
             p.failures,
         ));
+    }
+    let notes: Vec<String> = results
+        .phases
+        .iter()
+        .filter_map(|p| Some(format!("{}: {}", p.id, p.note.as_ref()?)))
+        .collect();
+    if !notes.is_empty() {
+        line(String::new());
+        for note in notes {
+            line(format!("- {note}"));
+        }
     }
     let failures: Vec<String> = results
         .phases
