@@ -593,9 +593,10 @@ impl SelectArgs {
                 .extend(crate::github::discover::read_packages_file(file).map_err(Failure::usage)?);
         }
         Ok(crate::github::discover::DiscoverOptions {
-            owner: self.owner.clone().ok_or_else(|| {
-                Failure::usage(anyhow::anyhow!("no owner: pass --owner ORG"))
-            })?,
+            owner: self
+                .owner
+                .clone()
+                .ok_or_else(|| Failure::usage(anyhow::anyhow!("no owner: pass --owner ORG")))?,
             owner_kind: self.owner_type,
             patterns: self.patterns.clone(),
             packages,

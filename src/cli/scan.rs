@@ -12,8 +12,8 @@ use crate::github::discover::discover;
 use crate::http::HttpClient;
 use crate::output::{append, write_atomic};
 use crate::registry::{Credentials, RegistryClient, RegistryConfig, resolve};
-use crate::result_cache::ResultCache;
 use crate::report::{Report, results_json, summary_markdown};
+use crate::result_cache::ResultCache;
 use crate::sarif::SarifOptions;
 use crate::scan::{ScanOptions, ScanRun, scan_until};
 use crate::trivy::{RegistryCredentials, Trivy, TrivyConfig};
@@ -103,7 +103,10 @@ pub(super) async fn run(args: ScanArgs) -> Result<Exit, Failure> {
     // Once, after the download: each Trivy process costs about 0.1 s, a third of a rerun that
     // finds everything cached (see docs/benchmarks.md).
     let trivy_version = trivy.version().await?;
-    let options = ScanOptions { severities: severities.clone(), ignore_unfixed: args.ignore_unfixed };
+    let options = ScanOptions {
+        severities: severities.clone(),
+        ignore_unfixed: args.ignore_unfixed,
+    };
     let result_cache = match (&trivy_version.db, args.rescan) {
         (Some(db), false) => Some(ResultCache::new(
             &cache_dir.join("results"),

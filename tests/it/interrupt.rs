@@ -77,6 +77,7 @@ fn stray_files(dir: &std::path::Path) -> Vec<std::path::PathBuf> {
             let known = [
                 "results.json",
                 "summary.md",
+                "report.html",
                 "uploads.json",
                 "scan-run.json",
             ];

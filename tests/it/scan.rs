@@ -239,11 +239,7 @@ async fn a_rerun_writes_identical_sarif_and_fingerprints() {
         .sandbox
         .digest_of("products/bfx/broken", "1.0")
         .unwrap();
-    assert_eq!(
-        rescanned,
-        [broken],
-        "the rerun scanned {rescanned:?}"
-    );
+    assert_eq!(rescanned, [broken], "the rerun scanned {rescanned:?}");
 
     // --rescan ignores the cache.
     let forced = run(&mut world.scan("forced", &["--rescan"])).await;

@@ -273,9 +273,13 @@ async fn main() -> anyhow::Result<()> {
     if runs('g') && runs('h') {
         let trivy_cache = cache.join("trivy");
         let (images, findings) = scanned_images(&work.join("dragnet-out-g"))?;
-        eprintln!("writing the SBOMs of {} images (not timed) ...", images.len());
+        eprintln!(
+            "writing the SBOMs of {} images (not timed) ...",
+            images.len()
+        );
         let sboms = tokio::task::block_in_place(|| write_sboms(&env, &trivy_cache, &images))?;
-        let name = format!("(h) the same rescan from stored SBOMs (`trivy sbom`), {cores} at a time");
+        let name =
+            format!("(h) the same rescan from stored SBOMs (`trivy sbom`), {cores} at a time");
         let mut phase = measure_phase(&org, "h", &name, || {
             sbom_scans(&env, &trivy_cache, &sboms, cores)
         })
@@ -614,8 +618,8 @@ fn dragnet_scan(env: &Env, id: &str, trivy: &Path, cache: &Path) -> anyhow::Resu
 /// The images a dragnet run scanned (the references Trivy was given), and its findings.
 fn scanned_images(out: &Path) -> anyhow::Result<(Vec<String>, u64)> {
     let path = out.join("results.json");
-    let text = std::fs::read_to_string(&path)
-        .with_context(|| format!("reading {}", path.display()))?;
+    let text =
+        std::fs::read_to_string(&path).with_context(|| format!("reading {}", path.display()))?;
     let report: serde_json::Value = serde_json::from_str(&text)?;
     let images = report["images"].as_array().cloned().unwrap_or_default();
     let findings = images
@@ -651,7 +655,12 @@ fn write_sboms(env: &Env, trivy_cache: &Path, images: &[String]) -> anyhow::Resu
     for (n, image) in images.iter().enumerate() {
         let mut command = Command::new(&env.trivy);
         command
-            .args(["image", "--format=cyclonedx", "--scanners=vuln", "--image-src=remote"])
+            .args([
+                "image",
+                "--format=cyclonedx",
+                "--scanners=vuln",
+                "--image-src=remote",
+            ])
             .args(SBOM_FLAGS)
             .arg(format!("--cache-dir={}", trivy_cache.display()))
             .arg("--")
@@ -673,7 +682,12 @@ fn write_sboms(env: &Env, trivy_cache: &Path, images: &[String]) -> anyhow::Resu
 
 /// `trivy sbom` over every stored SBOM, `jobs` at a time, each with an in-memory cache (an SBOM
 /// has no layers to cache, and the on-disk cache would lock the others out).
-fn sbom_scans(env: &Env, trivy_cache: &Path, sboms: &[PathBuf], jobs: usize) -> anyhow::Result<Ran> {
+fn sbom_scans(
+    env: &Env,
+    trivy_cache: &Path,
+    sboms: &[PathBuf],
+    jobs: usize,
+) -> anyhow::Result<Ran> {
     let next = AtomicUsize::new(0);
     let ran = Mutex::new(Ran::default());
     std::thread::scope(|scope| {
@@ -698,7 +712,8 @@ fn sbom_scans(env: &Env, trivy_cache: &Path, sboms: &[PathBuf], jobs: usize) -> 
                         }
                         Ok(output) => {
                             ran.failures += 1;
-                            let failure = format!("{}: {}", sbom.display(), last_line(&output.stderr));
+                            let failure =
+                                format!("{}: {}", sbom.display(), last_line(&output.stderr));
                             ran.first_failure.get_or_insert(failure);
                         }
                         Err(error) => {
@@ -716,14 +731,12 @@ fn sbom_scans(env: &Env, trivy_cache: &Path, sboms: &[PathBuf], jobs: usize) -> 
 /// The vulnerabilities in a Trivy JSON report.
 fn count_findings(json: &[u8]) -> u64 {
     let report: serde_json::Value = serde_json::from_slice(json).unwrap_or_default();
-    report["Results"]
-        .as_array()
-        .map_or(0, |results| {
-            results
-                .iter()
-                .map(|r| r["Vulnerabilities"].as_array().map_or(0, Vec::len))
-                .sum::<usize>()
-        }) as u64
+    report["Results"].as_array().map_or(0, |results| {
+        results
+            .iter()
+            .map(|r| r["Vulnerabilities"].as_array().map_or(0, Vec::len))
+            .sum::<usize>()
+    }) as u64
 }
 
 /// `dragnet discover` or `dragnet plan` over the wide organization.
