@@ -3,7 +3,8 @@
 //! Valued flags are written `--flag=value`, so no configured value can be read as a flag, and
 //! the image comes last, after `--`. `--config=` and `--ignorefile=` keep a `trivy.yaml` or
 //! `.trivyignore` in the working directory from changing findings; `--skip-version-check
-//! --disable-telemetry` keep Trivy from calling home from an organisation's CI.
+//! --disable-telemetry` keep Trivy from calling home from an organisation's CI. Go's collector
+//! is tuned for short-lived scans (see [`go_runtime_tuning`]).
 
 use std::ffi::{OsStr, OsString};
 use std::path::Path;
@@ -135,7 +136,50 @@ pub(crate) fn command(
         command.env("TRIVY_USERNAME", &credentials.username);
         command.env("TRIVY_PASSWORD", credentials.password.expose());
     }
+    let tuning = go_runtime_tuning(|name| std::env::var_os(name), physical_memory());
+    command.envs(tuning);
     command
+}
+
+/// How often Go's garbage collector runs in Trivy, unless the user tuned Go's runtime.
+const GOGC: &str = "400";
+
+/// Go's runtime settings for Trivy's processes, unless `lookup` (the environment) already has
+/// either.
+///
+/// Go collects garbage each time the heap doubles (`GOGC=100`). A scan lives about a second and
+/// allocates freely, so collection is a fifth of its CPU: with `GOGC=400`, dragnet's first run
+/// over the benchmark organization took 17–20% less CPU and wall time (docs/benchmarks.md).
+/// The heap may then grow to five times what is live, so `GOMEMLIMIT`, a soft limit at a
+/// quarter of the machine's memory, makes the collector work harder near it: never an
+/// out-of-memory kill, at worst the old pace.
+fn go_runtime_tuning(
+    lookup: impl Fn(&str) -> Option<OsString>,
+    physical_memory: Option<u64>,
+) -> Vec<(&'static str, String)> {
+    if lookup("GOGC").is_some() || lookup("GOMEMLIMIT").is_some() {
+        return Vec::new();
+    }
+    let mut tuning = vec![("GOGC", GOGC.to_string())];
+    if let Some(bytes) = physical_memory {
+        let limit_mib = (bytes / 4 / (1024 * 1024)).max(256);
+        tuning.push(("GOMEMLIMIT", format!("{limit_mib}MiB")));
+    }
+    tuning
+}
+
+/// The machine's physical memory in bytes, where the system says.
+fn physical_memory() -> Option<u64> {
+    // SAFETY: sysconf reads a system constant; it has no preconditions.
+    let (pages, page_size) = unsafe {
+        (
+            libc::sysconf(libc::_SC_PHYS_PAGES),
+            libc::sysconf(libc::_SC_PAGESIZE),
+        )
+    };
+    let pages = u64::try_from(pages).ok()?;
+    let page_size = u64::try_from(page_size).ok()?;
+    pages.checked_mul(page_size).filter(|&bytes| bytes > 0)
 }
 
 /// Whether a variable of dragnet's environment is kept from Trivy.
@@ -195,6 +239,29 @@ mod tests {
 
     use super::*;
     use crate::secret::Secret;
+
+    #[test]
+    fn trivy_collects_garbage_less_often_unless_the_user_tuned_go() {
+        let gib = 1024 * 1024 * 1024;
+        let untouched = go_runtime_tuning(|_| None, Some(8 * gib));
+        assert_eq!(
+            untouched,
+            vec![("GOGC", "400".into()), ("GOMEMLIMIT", "2048MiB".into())]
+        );
+        let small = go_runtime_tuning(|_| None, Some(gib / 2));
+        assert_eq!(small[1], ("GOMEMLIMIT", "256MiB".into()), "a floor");
+        assert_eq!(
+            go_runtime_tuning(|_| None, None),
+            vec![("GOGC", "400".into())]
+        );
+        for tuned in ["GOGC", "GOMEMLIMIT"] {
+            let lookup = |name: &str| (name == tuned).then(|| OsString::from("50"));
+            assert!(
+                go_runtime_tuning(lookup, Some(8 * gib)).is_empty(),
+                "{tuned}"
+            );
+        }
+    }
 
     fn config() -> TrivyConfig {
         TrivyConfig {

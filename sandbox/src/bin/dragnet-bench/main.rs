@@ -2,7 +2,8 @@
 //! one run on one machine, over a synthetic organization in the sandbox.
 //!
 //! Phases: (a) a `trivy image` per tag with a fresh cache each, as a matrix of trivy-action jobs
-//! runs; (b) a `trivy image` per tag, one after another, sharing one cache; (c) dragnet's first
+//! runs; (b) a `trivy image` per tag, one after another, sharing one cache; (b2) a `trivy image`
+//! per unique digest, one per core, sharing only the DB; (c) dragnet's first
 //! run; (d) its rerun with nothing changed; (e) its run after one new tag; (f) `dragnet discover`
 //! and `dragnet plan` over 10,000 package versions, for memory. `bench/run` builds and runs it;
 //! see docs/benchmarks.md.
@@ -64,9 +65,9 @@ struct Args {
     #[arg(long, default_value_t = 50)]
     scale_versions: usize,
 
-    /// Skip phases, by letter (e.g. `--skip a --skip f`).
+    /// Skip phases, by id (e.g. `--skip a,b2,f`).
     #[arg(long, value_delimiter = ',')]
-    skip: Vec<char>,
+    skip: Vec<String>,
 
     /// Write the results as JSON here.
     #[arg(long)]
@@ -208,11 +209,11 @@ async fn main() -> anyhow::Result<()> {
                 .map(|t| format!("{}/{}:{t}", env.registry, v.repository))
         })
         .collect();
-    let runs = |id: char| !args.skip.contains(&id);
+    let runs = |id: &str| !args.skip.iter().any(|s| s == id);
     let mut phases = Vec::new();
 
     // (a) and (b): Trivy per tag.
-    if runs('a') {
+    if runs("a") {
         let jobs = args.matrix_jobs.unwrap_or(cores);
         let sample: Vec<String> = tags
             .iter()
@@ -229,7 +230,7 @@ async fn main() -> anyhow::Result<()> {
         }
         phases.push(report_phase(phase));
     }
-    if runs('b') {
+    if runs("b") {
         let name = "(b) careful script: trivy image per tag, one shared cache";
         let phase = measure_phase(&org, "b", name, || {
             trivy_per_tag(&env, &tags, 1, TrivyCache::Shared)
@@ -238,20 +239,46 @@ async fn main() -> anyhow::Result<()> {
         phases.push(report_phase(phase));
     }
 
+    // (b2): the script a careful engineer writes next, deduplicating digests and running one
+    // Trivy per core. Trivy's on-disk layer cache is a BoltDB file that one process locks for
+    // its whole run, so parallel processes share only the (read-only) DB and keep layers in
+    // memory.
+    if runs("b2") {
+        let digests: Vec<String> = org
+            .versions
+            .iter()
+            .flat_map(|v| {
+                v.platforms
+                    .iter()
+                    .map(|d| format!("{}/{}@{d}", env.registry, v.repository))
+            })
+            .collect::<std::collections::BTreeSet<_>>()
+            .into_iter()
+            .collect();
+        let name = format!(
+            "(b2) deduplicating script: trivy image per unique digest, {cores} at a time, one DB"
+        );
+        let phase = measure_phase(&org, "b2", &name, || {
+            trivy_per_tag(&env, &digests, cores, TrivyCache::SharedDbOnly)
+        })
+        .await?;
+        phases.push(report_phase(phase));
+    }
+
     // (c), (d), (e): dragnet.
     let cache = work.join("dragnet-cache");
     let dragnet_scan = |id: &str| dragnet_scan(&env, id, &env.trivy, &cache);
-    if runs('c') {
+    if runs("c") {
         let name = "(c) dragnet, first run";
         let phase = measure_phase(&org, "c", name, || dragnet_scan("c")).await?;
         phases.push(report_phase(phase));
     }
-    if runs('d') {
+    if runs("d") {
         let name = "(d) dragnet, rerun, nothing changed";
         let phase = measure_phase(&org, "d", name, || dragnet_scan("d")).await?;
         phases.push(report_phase(phase));
     }
-    if runs('e') {
+    if runs("e") {
         let new = org.push_new_version(0, "9.9.9").await?;
         eprintln!("pushed {}:9.9.9 as {}", new.package, new.digest);
         facts.versions += 1;
@@ -261,7 +288,7 @@ async fn main() -> anyhow::Result<()> {
     }
 
     // (g) and (h): a newer DB; rescanning every image, or the SBOMs stored from the last scan.
-    if runs('g') {
+    if runs("g") {
         let updated_at = org.push_newer_db().await?;
         eprintln!("pushed a newer DB (UpdatedAt {updated_at})");
         // As when the DB's NextUpdate has passed: Trivy then downloads the newer one.
@@ -270,7 +297,7 @@ async fn main() -> anyhow::Result<()> {
         let phase = measure_phase(&org, "g", name, || dragnet_scan("g")).await?;
         phases.push(report_phase(phase));
     }
-    if runs('g') && runs('h') {
+    if runs("g") && runs("h") {
         let trivy_cache = cache.join("trivy");
         let (images, findings) = scanned_images(&work.join("dragnet-out-g"))?;
         eprintln!(
@@ -293,7 +320,7 @@ async fn main() -> anyhow::Result<()> {
     drop(org);
 
     // (f): memory over 10,000 versions.
-    if runs('f') {
+    if runs("f") {
         let started = std::time::Instant::now();
         let scale = ScaleOrg::start(args.scale_packages, args.scale_versions, &work).await?;
         facts.scale_versions = scale.versions;
@@ -483,6 +510,9 @@ enum TrivyCache {
     FreshPerTag,
     /// One cache directory for all.
     Shared,
+    /// One DB, downloaded first; every scan keeps its layers in memory (`--cache-backend
+    /// memory`), since parallel processes cannot share Trivy's on-disk layer cache.
+    SharedDbOnly,
 }
 
 /// `trivy image` for every reference, `jobs` at a time.
@@ -494,14 +524,22 @@ fn trivy_per_tag(
 ) -> anyhow::Result<Ran> {
     let next = AtomicUsize::new(0);
     let ran = Mutex::new(Ran::default());
-    let log = env.log(if cache == TrivyCache::Shared {
-        "b"
-    } else {
-        "a"
+    let log = env.log(match cache {
+        TrivyCache::FreshPerTag => "a",
+        TrivyCache::Shared => "b",
+        TrivyCache::SharedDbOnly => "b2",
     });
+    let shared_db = env.work.join("dedup-script-cache");
+    if cache == TrivyCache::SharedDbOnly {
+        let mut download = trivy_command(env, &shared_db, "--download-db-only");
+        let output = download.output()?;
+        if !output.status.success() {
+            bail!("downloading the DB failed: {}", last_line(&output.stderr));
+        }
+    }
     std::thread::scope(|scope| {
         for job in 0..jobs.max(1) {
-            let (next, ran, log) = (&next, &ran, &log);
+            let (next, ran, log, shared_db) = (&next, &ran, &log, &shared_db);
             scope.spawn(move || {
                 loop {
                     let index = next.fetch_add(1, Ordering::Relaxed);
@@ -511,11 +549,16 @@ fn trivy_per_tag(
                     let cache_dir = match cache {
                         TrivyCache::FreshPerTag => env.work.join(format!("matrix-cache-{job}")),
                         TrivyCache::Shared => env.work.join("script-cache"),
+                        TrivyCache::SharedDbOnly => shared_db.clone(),
                     };
                     if cache == TrivyCache::FreshPerTag {
                         let _ = std::fs::remove_dir_all(&cache_dir);
                     }
-                    let output = trivy_command(env, &cache_dir, reference).output();
+                    let mut command = trivy_command(env, &cache_dir, reference);
+                    if cache == TrivyCache::SharedDbOnly {
+                        command.args(["--skip-db-update", "--cache-backend=memory"]);
+                    }
+                    let output = command.output();
                     let mut ran = ran.lock().unwrap_or_else(|p| p.into_inner());
                     ran.scans += 1;
                     let failure = match output {
