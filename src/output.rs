@@ -18,6 +18,16 @@ pub struct WriteError {
 
 /// Writes `contents` to `path` atomically, creating the parent directory.
 pub fn write_atomic(path: &Path, contents: &[u8]) -> Result<(), WriteError> {
+    write_renamed(path, contents, true)
+}
+
+/// Like [`write_atomic`], without waiting for the disk: for cache entries, of which a run may
+/// write thousands, and which a reader that finds them torn after a crash treats as missing.
+pub fn write_cache_entry(path: &Path, contents: &[u8]) -> Result<(), WriteError> {
+    write_renamed(path, contents, false)
+}
+
+fn write_renamed(path: &Path, contents: &[u8], sync: bool) -> Result<(), WriteError> {
     let fail = |source| WriteError {
         path: path.to_path_buf(),
         source,
@@ -29,7 +39,9 @@ pub fn write_atomic(path: &Path, contents: &[u8]) -> Result<(), WriteError> {
     std::fs::create_dir_all(dir).map_err(fail)?;
     let mut file = tempfile::NamedTempFile::new_in(dir).map_err(fail)?;
     file.write_all(contents).map_err(fail)?;
-    file.as_file().sync_all().map_err(fail)?;
+    if sync {
+        file.as_file().sync_all().map_err(fail)?;
+    }
     file.persist(path).map_err(|e| fail(e.error))?;
     Ok(())
 }

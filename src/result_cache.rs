@@ -88,7 +88,7 @@ impl ResultCache {
         let stored = serde_json::to_vec(scan)
             .map_err(|e| e.to_string())
             .and_then(|bytes| {
-                crate::output::write_atomic(&path, &bytes).map_err(|e| e.to_string())
+                crate::output::write_cache_entry(&path, &bytes).map_err(|e| e.to_string())
             });
         if let Err(error) = stored {
             tracing::debug!("could not cache the result for {digest}: {error}");

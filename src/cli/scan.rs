@@ -223,7 +223,8 @@ pub(super) async fn discover_and_plan(
             platforms: platforms.to_vec(),
         },
         http.clone(),
-    );
+    )
+    .with_resolution_cache(&cache_dir(select.cache_dir.as_deref())?);
     let github = github.clone().with_etag_cache(select.etag_cache()?);
     let inventory = discover(&github, Some(&registry), &select.options(8)?).await?;
 

@@ -8,6 +8,7 @@
 //! query string reaches a log or an error.
 
 pub mod auth;
+pub mod cache;
 pub mod manifest;
 pub mod reference;
 pub mod tags;
@@ -28,6 +29,7 @@ use crate::plan::{Platform, PlatformManifest, Resolution};
 use crate::secret::Secret;
 
 use auth::{Authorization, Challenge};
+use cache::ResolutionCache;
 use manifest::Document;
 use reference::{printable, shorten};
 
@@ -134,6 +136,8 @@ pub struct RegistryClient {
     /// The authorization that last worked, per repository; the inner lock makes concurrent
     /// requests wait for one token exchange instead of each starting their own.
     auth: Arc<Mutex<HashMap<String, AuthSlot>>>,
+    /// Resolutions from earlier runs, when kept.
+    resolutions: Option<ResolutionCache>,
 }
 
 /// The authorization cached for one repository.
@@ -148,7 +152,16 @@ impl RegistryClient {
             http,
             base,
             auth: Arc::default(),
+            resolutions: None,
         }
+    }
+
+    /// This client, answering [`RegistryClient::resolve_version`] from the resolutions it made
+    /// in earlier runs under `cache_dir`, and keeping the new ones there.
+    pub fn with_resolution_cache(mut self, cache_dir: &std::path::Path) -> RegistryClient {
+        let cache = ResolutionCache::under(cache_dir, &self.config.host, &self.config.platforms);
+        self.resolutions = Some(cache);
+        self
     }
 
     /// The registry host this client talks to.
@@ -177,7 +190,24 @@ impl RegistryClient {
         digest: &str,
     ) -> Result<ResolvedVersion, RegistryError> {
         check_names(repository, digest)?;
+        let Some(cache) = &self.resolutions else {
+            return self.resolve_uncached(repository, digest).await;
+        };
+        if let Some(resolved) = cache.get(repository, digest) {
+            debug!("{repository}@{digest}: resolved in an earlier run");
+            return Ok(resolved);
+        }
+        let resolved = self.resolve_uncached(repository, digest).await?;
+        cache.put(repository, digest, &resolved);
+        Ok(resolved)
+    }
 
+    /// [`RegistryClient::resolve_version`], asking the registry.
+    async fn resolve_uncached(
+        &self,
+        repository: &str,
+        digest: &str,
+    ) -> Result<ResolvedVersion, RegistryError> {
         let index = match self.fetch_manifest(repository, digest).await? {
             Document::Image(image) => {
                 let platform = self.image_platform(repository, &image).await?;

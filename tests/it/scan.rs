@@ -226,11 +226,28 @@ fn image_scans(world: &World) -> Vec<String> {
 #[tokio::test(flavor = "multi_thread")]
 async fn a_rerun_writes_identical_sarif_and_fingerprints() {
     let world = World::start(RegistryModeChoice::Open).await;
+    let access_log = world.sandbox.registry.access_log_path();
+    let dragnet_requests = || {
+        let log = std::fs::read_to_string(&access_log).unwrap_or_default();
+        log.lines().filter(|l| l.contains("\"dragnet/")).count()
+    };
     let first = run(&mut world.scan("first", &[])).await;
     let scans_before = image_scans(&world);
+    let requests_before = dragnet_requests();
     let second = run(&mut world.scan("second", &[])).await;
     assert_eq!(first.status.code(), Some(3));
     assert_eq!(second.status.code(), Some(3));
+
+    // Every version resolved in the first run: the rerun asks the registry nothing itself.
+    assert!(
+        requests_before > 0,
+        "the first run resolved through the registry"
+    );
+    assert_eq!(
+        dragnet_requests(),
+        requests_before,
+        "the rerun fetched manifests it had resolved before"
+    );
 
     // Unchanged images under an unchanged DB come from the result cache: only the broken image,
     // whose failure is never cached, is scanned again.
