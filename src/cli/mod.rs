@@ -135,8 +135,8 @@ struct SelectArgs {
     #[arg(long)]
     include_untagged: bool,
 
-    /// Where dragnet and Trivy keep their caches (GitHub ETags, the vulnerability DB, image
-    /// layers, scan results); safe to delete at any time.
+    /// Where dragnet and Trivy keep their caches (GitHub ETags, resolved manifests, the
+    /// vulnerability DB, image layers, scan results); safe to delete at any time.
     #[arg(long, env = "DRAGNET_CACHE_DIR")]
     cache_dir: Option<PathBuf>,
 
