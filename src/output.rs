@@ -21,10 +21,32 @@ pub fn write_atomic(path: &Path, contents: &[u8]) -> Result<(), WriteError> {
     write_renamed(path, contents, true)
 }
 
-/// Like [`write_atomic`], without waiting for the disk: for cache entries, of which a run may
-/// write thousands, and which a reader that finds them torn after a crash treats as missing.
-pub fn write_cache_entry(path: &Path, contents: &[u8]) -> Result<(), WriteError> {
-    write_renamed(path, contents, false)
+/// Stores `value` as a JSON cache entry at `path`, renamed into place without waiting for the
+/// disk: a run may write thousands, and [`read_cache_entry`] treats one torn by a crash as
+/// missing. A failure is logged and otherwise ignored: a cache that cannot be written misses.
+pub fn write_cache_entry<T: serde::Serialize>(path: &Path, value: &T) {
+    let stored = serde_json::to_vec(value)
+        .map_err(|e| e.to_string())
+        .and_then(|bytes| write_renamed(path, &bytes, false).map_err(|e| e.to_string()));
+    if let Err(error) = stored {
+        tracing::debug!(
+            "could not write the cache entry {}: {error}",
+            path.display()
+        );
+    }
+}
+
+/// The cache entry at `path`; `None` when it is missing, unreadable or corrupt.
+pub fn read_cache_entry<T: serde::de::DeserializeOwned>(path: &Path) -> Option<T> {
+    let bytes = std::fs::read(path).ok()?;
+    serde_json::from_slice(&bytes)
+        .map_err(|error| {
+            tracing::debug!(
+                "ignoring the unreadable cache entry {}: {error}",
+                path.display()
+            );
+        })
+        .ok()
 }
 
 fn write_renamed(path: &Path, contents: &[u8], sync: bool) -> Result<(), WriteError> {

@@ -68,31 +68,12 @@ impl ResultCache {
 
     /// The stored result for `digest`, if there is a usable one.
     pub fn get(&self, digest: &str) -> Option<CachedScan> {
-        let path = self.path(digest);
-        let bytes = std::fs::read(&path).ok()?;
-        match serde_json::from_slice(&bytes) {
-            Ok(cached) => Some(cached),
-            Err(error) => {
-                tracing::debug!(
-                    "ignoring the unreadable cached result {}: {error}",
-                    path.display()
-                );
-                None
-            }
-        }
+        crate::output::read_cache_entry(&self.path(digest))
     }
 
     /// Stores a successful scan's result; a failure to store is logged and otherwise ignored.
     pub fn put(&self, digest: &str, scan: &CachedScan) {
-        let path = self.path(digest);
-        let stored = serde_json::to_vec(scan)
-            .map_err(|e| e.to_string())
-            .and_then(|bytes| {
-                crate::output::write_cache_entry(&path, &bytes).map_err(|e| e.to_string())
-            });
-        if let Err(error) = stored {
-            tracing::debug!("could not cache the result for {digest}: {error}");
-        }
+        crate::output::write_cache_entry(&self.path(digest), scan);
     }
 }
 

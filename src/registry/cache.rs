@@ -9,11 +9,10 @@
 
 use std::path::{Path, PathBuf};
 
-use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
 
 use super::ResolvedVersion;
-use crate::plan::{Platform, PlatformManifest};
+use crate::plan::Platform;
 
 /// Bumped when the stored shape or the way a resolution is made changes.
 const FORMAT: u32 = 1;
@@ -23,13 +22,6 @@ const FORMAT: u32 = 1;
 pub struct ResolutionCache {
     dir: PathBuf,
     salt: String,
-}
-
-/// What is stored for one repository and digest.
-#[derive(Debug, Serialize, Deserialize)]
-struct Entry {
-    manifests: Vec<PlatformManifest>,
-    children: Vec<String>,
 }
 
 impl ResolutionCache {
@@ -60,44 +52,19 @@ impl ResolutionCache {
 
     /// The stored resolution of `digest` in `repository`, if there is a usable one.
     pub fn get(&self, repository: &str, digest: &str) -> Option<ResolvedVersion> {
-        let path = self.path(repository, digest);
-        let bytes = std::fs::read(&path).ok()?;
-        match serde_json::from_slice::<Entry>(&bytes) {
-            Ok(entry) => Some(ResolvedVersion {
-                manifests: entry.manifests,
-                children: entry.children,
-            }),
-            Err(error) => {
-                tracing::debug!(
-                    "ignoring the unreadable cached resolution {}: {error}",
-                    path.display()
-                );
-                None
-            }
-        }
+        crate::output::read_cache_entry(&self.path(repository, digest))
     }
 
     /// Stores a resolution; a failure to store is logged and otherwise ignored.
     pub fn put(&self, repository: &str, digest: &str, resolved: &ResolvedVersion) {
-        let path = self.path(repository, digest);
-        let entry = Entry {
-            manifests: resolved.manifests.clone(),
-            children: resolved.children.clone(),
-        };
-        let stored = serde_json::to_vec(&entry)
-            .map_err(|e| e.to_string())
-            .and_then(|bytes| {
-                crate::output::write_cache_entry(&path, &bytes).map_err(|e| e.to_string())
-            });
-        if let Err(error) = stored {
-            tracing::debug!("could not cache the resolution of {repository}@{digest}: {error}");
-        }
+        crate::output::write_cache_entry(&self.path(repository, digest), resolved);
     }
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::plan::PlatformManifest;
 
     const DIGEST: &str = "sha256:0000000000000000000000000000000000000000000000000000000000000001";
 

@@ -20,7 +20,7 @@ use futures::StreamExt as _;
 use oci_spec::image::{Descriptor, ImageManifest};
 use reqwest::header::{ACCEPT, CONTENT_TYPE, WWW_AUTHENTICATE};
 use reqwest::{Method, RequestBuilder, Response, StatusCode};
-use serde::Deserialize;
+use serde::{Deserialize, Serialize};
 use tracing::{debug, info, warn};
 
 use crate::http::{HttpClient, HttpError};
@@ -118,7 +118,7 @@ pub enum RegistryError {
 }
 
 /// What the registry says about one package version.
-#[derive(Debug, Clone, Default, PartialEq, Eq)]
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
 pub struct ResolvedVersion {
     /// The platform manifests to scan.
     pub manifests: Vec<PlatformManifest>,
