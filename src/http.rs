@@ -3,7 +3,8 @@
 //! Retry policy, and why: GitHub and registries fail transiently (5xx, resets, timeouts) and
 //! throttle with 429 or 403. A request is retried on 500/502/503/504, on 429, on a 403 that
 //! carries `retry-after` or `x-ratelimit-remaining: 0` or whose message says GitHub's secondary
-//! rate limit, and on connection errors; never on other 4xx, which are answers. The wait is `retry-after` when given, else until `x-ratelimit-reset`
+//! rate limit, and on connection errors; never on other 4xx, which are answers. The wait is
+//! `retry-after` when given, else until `x-ratelimit-reset`
 //! when the budget is spent, else a 60 s floor for throttling (GitHub's advice for secondary
 //! limits), else exponential backoff with jitter. Tries are bounded, and a wait longer than
 //! [`RetryPolicy::max_wait`] fails at once with the time the limit resets, rather than hanging.

@@ -537,7 +537,8 @@ mod tests {
     #[test]
     fn longest_first_fills_the_least_loaded_shard() {
         // LPT on 7, 6, 5, 4, 3 (plus the fixed cost, equal for all) into 2 shards:
-        // 7 → A, 6 → B, 5 → B (6 < 7), 4 → A (7 < 11), 3 → A or B at 11 = 11: the lower, A.
+        // 7 → A, 6 → B, 5 → B (6 < 7), 4 → A (7 < 11),
+        // 3 → A or B at 11 = 11: the lower, A.
         let targets: Vec<ScanTarget> = [7, 6, 5, 4, 3]
             .iter()
             .map(|n| target(&format!("sha256:{n}"), n * 100 * MIB))

@@ -1,4 +1,5 @@
-//! cargo-fuzz target `patterns`: the property in `dragnet_fuzz::patterns` must hold for every input.
+//! cargo-fuzz target `patterns`: the property in `dragnet_fuzz::patterns`
+//! must hold for every input.
 #![no_main]
 
 libfuzzer_sys::fuzz_target!(|data: &[u8]| dragnet_fuzz::patterns(data));

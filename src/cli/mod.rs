@@ -168,7 +168,12 @@ struct DiscoverArgs {
     registry_username: String,
 
     /// The registry password; defaults to the GitHub token.
-    #[arg(long, env = "DRAGNET_REGISTRY_PASSWORD", hide_env_values = true, value_parser = parse_secret)]
+    #[arg(
+        long,
+        env = "DRAGNET_REGISTRY_PASSWORD",
+        hide_env_values = true,
+        value_parser = parse_secret
+    )]
     registry_password: Option<Secret>,
 }
 
@@ -189,7 +194,12 @@ struct ScanArgs {
     registry_username: String,
 
     /// The registry password; defaults to the GitHub token.
-    #[arg(long, env = "DRAGNET_REGISTRY_PASSWORD", hide_env_values = true, value_parser = parse_secret)]
+    #[arg(
+        long,
+        env = "DRAGNET_REGISTRY_PASSWORD",
+        hide_env_values = true,
+        value_parser = parse_secret
+    )]
     registry_password: Option<Secret>,
 
     /// The trivy executable.
@@ -335,7 +345,12 @@ struct PlanArgs {
     registry_username: String,
 
     /// The registry password; defaults to the GitHub token.
-    #[arg(long, env = "DRAGNET_REGISTRY_PASSWORD", hide_env_values = true, value_parser = parse_secret)]
+    #[arg(
+        long,
+        env = "DRAGNET_REGISTRY_PASSWORD",
+        hide_env_values = true,
+        value_parser = parse_secret
+    )]
     registry_password: Option<Secret>,
 
     /// Cut the unique images into at most this many shards of about equal work (by size).

@@ -30,7 +30,10 @@ const API_VERSION: &str = "2022-11-28";
 #[derive(Debug, thiserror::Error)]
 pub enum GitHubError {
     /// GitHub answered, but not with success.
-    #[error("{what}: GitHub answered {status}: {message}{}", hint.as_deref().map(|h| format!("\n  hint: {h}")).unwrap_or_default())]
+    #[error(
+        "{what}: GitHub answered {status}: {message}{}",
+        hint.as_deref().map(|h| format!("\n  hint: {h}")).unwrap_or_default()
+    )]
     Status {
         what: String,
         status: StatusCode,

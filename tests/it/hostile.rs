@@ -122,7 +122,9 @@ async fn hostile_names_and_tags_are_skipped_with_a_reason_and_nothing_escapes() 
         let failure = report
             .failures
             .iter()
-            .find(|f| matches!(f, dragnet::report::Failure::Resolve { package, .. } if *package == name))
+            .find(|f| {
+                matches!(f, dragnet::report::Failure::Resolve { package, .. } if *package == name)
+            })
             .unwrap_or_else(|| panic!("no failure for {name:?}: {:#?}", report.failures));
         assert!(!failure.cause().is_empty());
     }

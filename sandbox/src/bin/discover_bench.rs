@@ -3,7 +3,10 @@
 //! its ETag cache). Reports the API calls the emulator counted, wall time and dragnet's peak
 //! RSS, the figures `docs/discovery.md` quotes.
 //!
-//! `cargo run --release -p dragnet-sandbox --bin discover_bench -- --dragnet target/release/dragnet`
+//! ```text
+//! cargo run --release -p dragnet-sandbox --bin discover_bench -- \
+//!     --dragnet target/release/dragnet
+//! ```
 
 use std::path::PathBuf;
 use std::time::Instant;

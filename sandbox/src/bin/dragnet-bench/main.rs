@@ -222,7 +222,7 @@ async fn main() -> anyhow::Result<()> {
             .collect();
         let name = format!("(a) trivy-action matrix: {jobs} jobs at a time, fresh cache per tag");
         let mut phase = measure_phase(&org, "a", &name, || {
-            trivy_per_tag(&env, &sample, jobs, TrivyCache::FreshPerTag)
+            trivy_each(&env, &sample, jobs, TrivyCache::FreshPerTag)
         })
         .await?;
         if sample.len() < tags.len() {
@@ -233,7 +233,7 @@ async fn main() -> anyhow::Result<()> {
     if runs("b") {
         let name = "(b) careful script: trivy image per tag, one shared cache";
         let phase = measure_phase(&org, "b", name, || {
-            trivy_per_tag(&env, &tags, 1, TrivyCache::Shared)
+            trivy_each(&env, &tags, 1, TrivyCache::Shared)
         })
         .await?;
         phases.push(report_phase(phase));
@@ -259,7 +259,7 @@ async fn main() -> anyhow::Result<()> {
             "(b2) deduplicating script: trivy image per unique digest, {cores} at a time, one DB"
         );
         let phase = measure_phase(&org, "b2", &name, || {
-            trivy_per_tag(&env, &digests, cores, TrivyCache::SharedDbOnly)
+            trivy_each(&env, &digests, cores, TrivyCache::SharedDbOnly)
         })
         .await?;
         phases.push(report_phase(phase));
@@ -515,13 +515,8 @@ enum TrivyCache {
     SharedDbOnly,
 }
 
-/// `trivy image` for every reference, `jobs` at a time.
-fn trivy_per_tag(
-    env: &Env,
-    refs: &[String],
-    jobs: usize,
-    cache: TrivyCache,
-) -> anyhow::Result<Ran> {
+/// `trivy image` for every reference (a tag, or a digest for (b2)), `jobs` at a time.
+fn trivy_each(env: &Env, refs: &[String], jobs: usize, cache: TrivyCache) -> anyhow::Result<Ran> {
     let next = AtomicUsize::new(0);
     let ran = Mutex::new(Ran::default());
     let log = env.log(match cache {
@@ -531,6 +526,7 @@ fn trivy_per_tag(
     });
     let shared_db = env.work.join("dedup-script-cache");
     if cache == TrivyCache::SharedDbOnly {
+        // No image: the flag in the image's place makes this the DB download alone.
         let mut download = trivy_command(env, &shared_db, "--download-db-only");
         let output = download.output()?;
         if !output.status.success() {
